@@ -1,0 +1,37 @@
+"""aejax: pretrain an autoencoder, transplant its encoder, fine-tune a classifier — in JAX."""
+
+from aejax.configs import DataConfig, ModelConfig, StageConfig, TrainConfig, finetune_config, pretrain_config
+from aejax.data import Dataset, load_dataset, normalize, read_idx
+from aejax.errors import CheckpointError, DataError, EncoderMismatchError, UserError
+from aejax.evaluation import evaluate
+from aejax.models import Autoencoder, Classifier, Decoder, Encoder, make_autoencoder, make_classifier
+from aejax.stages import finetune, load_pretrained_encoder, pretrain
+from aejax.transplant import transplant_encoder
+
+__all__ = [
+    "Autoencoder",
+    "CheckpointError",
+    "Classifier",
+    "DataConfig",
+    "DataError",
+    "Dataset",
+    "Decoder",
+    "Encoder",
+    "EncoderMismatchError",
+    "ModelConfig",
+    "StageConfig",
+    "TrainConfig",
+    "UserError",
+    "evaluate",
+    "finetune",
+    "finetune_config",
+    "load_dataset",
+    "load_pretrained_encoder",
+    "make_autoencoder",
+    "make_classifier",
+    "normalize",
+    "pretrain",
+    "pretrain_config",
+    "read_idx",
+    "transplant_encoder",
+]

@@ -1,0 +1,109 @@
+"""Orbax checkpoints: one per epoch (full TrainState + JSON metadata) and partial encoder restore.
+
+Each checkpoint step is the number of completed epochs. Orbax writes into a temporary folder and
+renames it on commit, so a run killed mid-save never leaves a checkpoint that looks complete.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import jax
+import orbax.checkpoint as ocp
+
+from aejax.errors import CheckpointError
+
+STATE_ITEM = "state"
+META_ITEM = "meta"
+
+
+def abstract_like(tree):
+    """Shape/dtype/sharding structs of `tree`: the restore target that allocates nothing."""
+    return jax.tree.map(ocp.utils.to_shape_dtype_struct, tree)
+
+
+class StageCheckpoints:
+    """The checkpoints of one training stage, in ``directory/<epoch>/{state,meta}``."""
+
+    def __init__(self, directory: str | Path, keep: int = 3):
+        self.directory = Path(directory).absolute()
+        options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True)
+        self._manager = ocp.CheckpointManager(self.directory, options=options)
+
+    def __enter__(self) -> StageCheckpoints:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._manager.wait_until_finished()
+        self._manager.close()
+
+    def latest_epoch(self) -> int | None:
+        """The newest fully committed epoch, or None when there is none."""
+        return self._manager.latest_step()
+
+    def save(self, epoch: int, state: Any, meta: dict[str, Any]) -> None:
+        """Save the train state and JSON metadata after `epoch` completed epochs (asynchronously)."""
+        args = ocp.args.Composite(
+            **{STATE_ITEM: ocp.args.StandardSave(state), META_ITEM: ocp.args.JsonSave(meta)}
+        )
+        self._manager.save(epoch, args=args)
+
+    def restore(self, epoch: int, state_like: Any) -> tuple[Any, dict[str, Any]]:
+        """Restore the state (structured like `state_like`) and metadata saved after `epoch`."""
+        args = ocp.args.Composite(
+            **{
+                STATE_ITEM: ocp.args.StandardRestore(abstract_like(state_like)),
+                META_ITEM: ocp.args.JsonRestore(),
+            }
+        )
+        try:
+            restored = self._manager.restore(epoch, args=args)
+        except Exception as err:  # noqa: BLE001 - Orbax raises many types for bad checkpoints
+            raise CheckpointError(
+                f"checkpoint {self.directory / str(epoch)} cannot be restored ({_first_line(err)}); "
+                "remove it or use another --workdir"
+            ) from err
+        return restored[STATE_ITEM], restored[META_ITEM]
+
+
+def saved_param_shapes(directory: str | Path, epoch: int) -> dict[str, Any]:
+    """Shapes of the params saved at `epoch`, read from metadata without loading any array."""
+    with ocp.CheckpointManager(Path(directory).absolute()) as manager:
+        metadata = manager.item_metadata(epoch)
+    tree = metadata[STATE_ITEM]
+    params = tree["params"] if "params" in tree else None
+    if params is None:
+        raise CheckpointError(f"checkpoint {directory}/{epoch} holds no params")
+    return jax.tree.map(lambda leaf: tuple(leaf.shape), dict(params))
+
+
+def restore_subtree(directory: str | Path, epoch: int, target: dict[str, Any]) -> dict[str, Any]:
+    """Restore only the leaves named by `target` (a nested dict inside the state) from `epoch`."""
+    target = abstract_like(target)
+    restore = ocp.args.PyTreeRestore(
+        item=target,
+        restore_args=ocp.checkpoint_utils.construct_restore_args(target),
+        partial_restore=True,
+    )
+    # A fresh manager: one that saved with StandardSave cannot also serve a PyTreeRestore.
+    with ocp.CheckpointManager(Path(directory).absolute()) as manager:
+        restored = manager.restore(epoch, args=ocp.args.Composite(**{STATE_ITEM: restore}))
+    return restored[STATE_ITEM]
+
+
+def latest_epoch(directory: str | Path) -> int | None:
+    """The newest committed epoch in `directory`, or None if it holds no checkpoint."""
+    directory = Path(directory).absolute()
+    if not directory.is_dir():
+        return None
+    with ocp.CheckpointManager(directory) as manager:
+        return manager.latest_step()
+
+
+def _first_line(err: Exception) -> str:
+    text = str(err).strip().splitlines()
+    return text[0][:200] if text else type(err).__name__

@@ -1,0 +1,125 @@
+"""Flax Linen modules: Encoder, Decoder, Autoencoder, Classifier. No training logic here.
+
+`Autoencoder` and `Classifier` both hold their encoder as a submodule named ``encoder`` so that the
+two parameter trees share that subtree exactly and the transplant is a PyTree operation.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from aejax.configs import ModelConfig
+
+Dtype = Any
+
+
+def torch_uniform(fan_in: int):
+    """PyTorch `nn.Linear` init: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for kernel and bias alike."""
+    bound = 1.0 / math.sqrt(fan_in)
+
+    def init(key, shape, dtype=jnp.float32):
+        return jax.random.uniform(key, shape, dtype, -bound, bound)
+
+    return init
+
+
+def dense(features: int, fan_in: int, init: str, dtype: Dtype, name: str | None = None) -> nn.Dense:
+    """A Dense layer initialised like PyTorch (`torch`) or with Flax defaults (`lecun`)."""
+    if init == "torch":
+        return nn.Dense(
+            features,
+            kernel_init=torch_uniform(fan_in),
+            bias_init=torch_uniform(fan_in),
+            dtype=dtype,
+            name=name,
+        )
+    return nn.Dense(features, dtype=dtype, name=name)
+
+
+class Encoder(nn.Module):
+    """x -> Dense(hidden) -> ReLU -> Dense(latent)."""
+
+    hidden: int = 128
+    latent: int = 64
+    init_style: str = "torch"
+    dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x):
+        x = dense(self.hidden, x.shape[-1], self.init_style, self.dtype, "hidden")(x)
+        x = nn.relu(x)
+        return dense(self.latent, self.hidden, self.init_style, self.dtype, "latent")(x)
+
+
+class Decoder(nn.Module):
+    """z -> Dense(hidden) -> ReLU -> Dense(output) -> tanh (pixels live in [-1, 1])."""
+
+    hidden: int = 128
+    output: int = 784
+    init_style: str = "torch"
+    dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, z):
+        z = dense(self.hidden, z.shape[-1], self.init_style, self.dtype, "hidden")(z)
+        z = nn.relu(z)
+        return jnp.tanh(dense(self.output, self.hidden, self.init_style, self.dtype, "output")(z))
+
+
+class Autoencoder(nn.Module):
+    """Encoder followed by Decoder; returns the reconstruction."""
+
+    hidden: int = 128
+    latent: int = 64
+    output: int = 784
+    init_style: str = "torch"
+    dtype: Dtype = jnp.float32
+
+    def setup(self):
+        self.encoder = Encoder(hidden=self.hidden, latent=self.latent, init_style=self.init_style, dtype=self.dtype)
+        self.decoder = Decoder(hidden=self.hidden, output=self.output, init_style=self.init_style, dtype=self.dtype)
+
+    def __call__(self, x):
+        return self.decoder(self.encoder(x))
+
+    def encode(self, x):
+        return self.encoder(x)
+
+
+class Classifier(nn.Module):
+    """Encoder followed by a linear head; returns logits."""
+
+    hidden: int = 128
+    latent: int = 64
+    num_classes: int = 10
+    init_style: str = "torch"
+    dtype: Dtype = jnp.float32
+
+    def setup(self):
+        self.encoder = Encoder(hidden=self.hidden, latent=self.latent, init_style=self.init_style, dtype=self.dtype)
+        self.head = dense(self.num_classes, self.latent, self.init_style, self.dtype)
+
+    def __call__(self, x):
+        return self.head(self.encoder(x))
+
+
+def make_autoencoder(config: ModelConfig, input_dim: int) -> Autoencoder:
+    """The autoencoder described by `config` for inputs of `input_dim` features."""
+    return Autoencoder(
+        hidden=config.hidden, latent=config.latent, output=input_dim, init_style=config.init
+    )
+
+
+def make_classifier(config: ModelConfig) -> Classifier:
+    """The classifier described by `config`."""
+    return Classifier(
+        hidden=config.hidden,
+        latent=config.latent,
+        num_classes=config.num_classes,
+        init_style=config.init,
+    )

@@ -1,0 +1,267 @@
+"""The two stages of the pipeline: `pretrain` (autoencoder) and `finetune` (classifier).
+
+Each stage writes into ``WORKDIR/<stage>/``: ``checkpoints/`` (Orbax, one per epoch),
+``config.json``, ``metrics.jsonl`` (one line per epoch), ``metrics.json`` and figures. Re-running a
+stage resumes from its newest checkpoint. Resume order: this stage's checkpoint -> (fine-tuning
+only) the pretrained encoder -> fresh initialisation.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from tqdm.auto import tqdm
+
+from aejax import checkpoint, plots
+from aejax.configs import StageConfig
+from aejax.data import Dataset, load_dataset, normalize
+from aejax.errors import CheckpointError, UserError
+from aejax.models import make_autoencoder, make_classifier
+from aejax.train import (
+    EpochRecord,
+    TrainState,
+    classification_metrics,
+    compile_stage,
+    create_state,
+    reconstruction_metrics,
+    run_epoch,
+    steady_state_seconds,
+)
+from aejax.transplant import ENCODER, check_encoder_fits, transplant_encoder
+
+INIT_STREAM, EPOCH_STREAM = 0, 1  # independent random streams derived from the seed
+
+
+@dataclasses.dataclass
+class StageResult:
+    """Final state, per-epoch history and summary metrics of a finished stage."""
+
+    state: TrainState
+    history: list[dict[str, Any]]
+    metrics: dict[str, Any]
+
+
+def pretrain(config: StageConfig, data: Dataset | None = None, progress: bool = True) -> StageResult:
+    """Train the autoencoder (MSE reconstruction), resuming from WORKDIR/pretrain if possible."""
+    _require_stage(config, "pretrain")
+    data = data if data is not None else load_dataset(config.data)
+    model = make_autoencoder(config.model, data.input_dim)
+    tx = optax.adam(config.train.lr)
+    state = create_state(model, data.input_dim, tx, _key(config, INIT_STREAM))
+    result = _run_stage(config, data, state, reconstruction_metrics(model.apply), progress)
+    _save_reconstruction_figure(config, model, result.state.params, data)
+    return result
+
+
+def finetune(config: StageConfig, data: Dataset | None = None, progress: bool = True) -> StageResult:
+    """Train encoder + Dense head with cross-entropy, starting from the pretrained encoder."""
+    _require_stage(config, "finetune")
+    data = data if data is not None else load_dataset(config.data)
+    if data.num_classes > config.model.num_classes:
+        raise UserError(
+            f"{data.name} has {data.num_classes} classes but the classifier has "
+            f"{config.model.num_classes}; pass --num-classes {data.num_classes}"
+        )
+    model = make_classifier(config.model)
+    tx = optax.adam(config.train.lr)
+    fresh = create_state(model, data.input_dim, tx, _key(config, INIT_STREAM))
+    checkpoints_dir = config.stage_dir / "checkpoints"
+    if checkpoint.latest_epoch(checkpoints_dir) is None:  # a resume needs no pretrained encoder
+        encoder = load_pretrained_encoder(config.encoder_source_dir, fresh.params)
+        fresh = fresh.replace(params=transplant_encoder(fresh.params, encoder))
+        fresh = fresh.replace(opt_state=tx.init(fresh.params))
+    return _run_stage(config, data, fresh, classification_metrics(model.apply), progress)
+
+
+def load_pretrained_encoder(pretrain_dir: str | Path, classifier_params) -> Any:
+    """The encoder subtree of the newest pretrain checkpoint (Orbax partial restore), shape-checked."""
+    checkpoints_dir = Path(pretrain_dir) / "checkpoints"
+    epoch = checkpoint.latest_epoch(checkpoints_dir)
+    if epoch is None:
+        raise CheckpointError(
+            f"no pretrained checkpoint in {checkpoints_dir}; run scripts/pretrain.py with the same "
+            "--workdir first (or pass --pretrained-dir)"
+        )
+    saved = checkpoint.saved_param_shapes(checkpoints_dir, epoch)
+    if ENCODER not in saved:
+        raise CheckpointError(f"checkpoint {checkpoints_dir}/{epoch} holds no encoder")
+    shapes = jax.tree.map(lambda s: jax.ShapeDtypeStruct(s, jnp.float32), saved[ENCODER],
+                          is_leaf=lambda x: isinstance(x, tuple))
+    check_encoder_fits(classifier_params, shapes)
+    target = {"params": {ENCODER: classifier_params[ENCODER]}}
+    return checkpoint.restore_subtree(checkpoints_dir, epoch, target)["params"][ENCODER]
+
+
+def _run_stage(config: StageConfig, data: Dataset, state, metrics_fn, progress: bool):
+    """Resume or start, train the remaining epochs with a checkpoint each, write all outputs."""
+    started = time.perf_counter()
+    if config.train.batch_size > len(data.train_labels):
+        raise UserError(
+            f"batch size {config.train.batch_size} exceeds the {len(data.train_labels)} "
+            "training examples"
+        )
+    stage_dir = prepare_stage_dir(config)
+    # The dataset goes to the device once; every epoch gathers its batches there.
+    train_arrays = (jax.device_put(data.train_images), jax.device_put(data.train_labels))
+    test_arrays = (jax.device_put(data.test_images), jax.device_put(data.test_labels))
+    with checkpoint.StageCheckpoints(stage_dir / "checkpoints", config.train.keep_checkpoints) as ckpt:
+        state, history = _resume(ckpt, state)
+        first_epoch = len(history)
+        compiled = compile_stage(
+            metrics_fn, state, train_arrays, test_arrays, config.train.batch_size, _epoch_key(config, 0)
+        )
+        records: list[EpochRecord] = []
+        bar = tqdm(
+            total=config.train.epochs,
+            initial=first_epoch,
+            desc=config.stage,
+            unit="epoch",
+            disable=not progress,
+            dynamic_ncols=True,
+        )
+        for epoch in range(first_epoch, config.train.epochs):
+            key = _epoch_key(config, epoch)
+            state, record, step_losses = run_epoch(compiled, state, train_arrays, test_arrays, key, epoch + 1)
+            records.append(record)
+            history.append(record.as_dict())
+            ckpt.save(epoch + 1, state, {"history": history, "config": config.to_dict()})
+            _write_jsonl(stage_dir / "metrics.jsonl", history)
+            bar.set_postfix(loss=f"{record.train['loss']:.4f}")
+            bar.update(1)
+            if progress:
+                tqdm.write(_summary_line(config, record, step_losses))
+        bar.close()
+    if not history:
+        raise UserError(f"{stage_dir} trained no epoch")
+    metrics = _final_metrics(config, data, history, records, compiled.compile_s, started)
+    _write_json(stage_dir / "metrics.json", metrics)
+    plots.save_curves(history, stage_dir / "curves.png", f"{config.stage}: {data.name}")
+    return StageResult(state, history, metrics)
+
+
+def _resume(ckpt: checkpoint.StageCheckpoints, state) -> tuple[Any, list[dict[str, Any]]]:
+    """The newest checkpointed state and its history, or `state` and an empty history."""
+    epoch = ckpt.latest_epoch()
+    if epoch is None:
+        return state, []
+    restored, meta = ckpt.restore(epoch, state)
+    tqdm.write(f"resuming from {ckpt.directory}/{epoch} (epoch {epoch} done)")
+    return restored, list(meta["history"])
+
+
+def prepare_stage_dir(config: StageConfig) -> Path:
+    """Create the stage folder, check it is writable, and refuse a config that differs from its own."""
+    stage_dir = config.stage_dir
+    try:
+        stage_dir.mkdir(parents=True, exist_ok=True)
+        probe = stage_dir / ".write-test"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as err:
+        raise UserError(f"cannot write to {stage_dir}: {err.strerror}; choose another --workdir")
+    config_path = stage_dir / "config.json"
+    if config_path.exists():
+        saved = StageConfig.from_json(config_path.read_text())
+        if _resume_key(saved) != _resume_key(config):
+            raise UserError(
+                f"{stage_dir} holds a run with a different config; use another --workdir "
+                "or remove that folder"
+            )
+    _write_text(config_path, config.to_json())
+    return stage_dir
+
+
+def _resume_key(config: StageConfig) -> dict[str, Any]:
+    """The parts of a config that must match to continue a run (more epochs may be asked for)."""
+    raw = config.to_dict()
+    raw["train"] = {k: v for k, v in raw["train"].items() if k not in ("epochs", "keep_checkpoints")}
+    raw.pop("workdir")
+    return raw
+
+
+def _final_metrics(config, data, history, records, compile_s, started) -> dict[str, Any]:
+    last = history[-1]
+    seconds = steady_state_seconds(records)
+    metrics = {
+        "stage": config.stage,
+        "dataset": data.name,
+        "source": data.source,
+        "num_train": len(data.train_labels),
+        "num_test": len(data.test_labels),
+        "epochs": last["epoch"],
+        "batch_size": config.train.batch_size,
+        "lr": config.train.lr,
+        "seed": config.train.seed,
+        "train_loss": last["train_loss"],
+        "test_loss": last["test_loss"],
+        "seconds_per_epoch": seconds,
+        "compile_s": compile_s,
+        "wall_s": time.perf_counter() - started,
+        "examples_per_s": len(data.train_labels) / seconds if seconds else None,
+        "epochs_run_now": len(records),
+        "backend": jax.default_backend(),
+    }
+    if config.stage == "pretrain":
+        metrics["test_mse"] = last["test_loss"]
+    else:
+        metrics["test_accuracy"] = last["test_accuracy"]
+    return metrics
+
+
+def _summary_line(config: StageConfig, record: EpochRecord, step_losses: np.ndarray) -> str:
+    test = "  ".join(f"test_{k} {v:.4f}" for k, v in record.test.items() if k != "count")
+    return (
+        f"{config.stage} epoch {record.epoch}/{config.train.epochs}  "
+        f"train_loss {record.train['loss']:.4f} (last step {float(step_losses[-1]):.4f})  "
+        f"{test}  {record.seconds:.2f}s"
+    )
+
+
+def _save_reconstruction_figure(config: StageConfig, model, params, data: Dataset, count: int = 10):
+    originals = normalize(jnp.asarray(data.test_images[:count]))
+    reconstructions = model.apply({"params": params}, originals)
+    plots.save_reconstructions(
+        np.asarray(originals),
+        np.asarray(reconstructions),
+        config.stage_dir / "reconstructions.png",
+        f"{data.name}: test images (top) and reconstructions (bottom)",
+    )
+
+
+def _key(config: StageConfig, stream: int):
+    return jax.random.fold_in(jax.random.key(config.train.seed), stream)
+
+
+def _epoch_key(config: StageConfig, epoch: int):
+    """A pure function of seed and epoch, so a resumed run replays the same data order."""
+    return jax.random.fold_in(_key(config, EPOCH_STREAM), epoch)
+
+
+def _require_stage(config: StageConfig, stage: str) -> None:
+    if config.stage != stage:
+        raise ValueError(f"{stage}() needs a {stage} config, got stage={config.stage!r}")
+
+
+def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
+    _write_text(path, "".join(json.dumps(r) + "\n" for r in rows))
+
+
+def _write_json(path: Path, value: dict[str, Any]) -> None:
+    _write_text(path, json.dumps(value, indent=2) + "\n")
+
+
+def _write_text(path: Path, text: str) -> None:
+    """Write via a temporary file and rename, so a crash never leaves a half-written file."""
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
