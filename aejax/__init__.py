@@ -1,10 +1,24 @@
 """aejax: pretrain an autoencoder, transplant its encoder, fine-tune a classifier — in JAX."""
 
-from aejax.configs import DataConfig, ModelConfig, StageConfig, TrainConfig, finetune_config, pretrain_config
+from aejax.configs import (
+    DataConfig,
+    ModelConfig,
+    StageConfig,
+    TrainConfig,
+    finetune_config,
+    pretrain_config,
+)
 from aejax.data import Dataset, load_dataset, normalize, read_idx
 from aejax.errors import CheckpointError, DataError, EncoderMismatchError, UserError
 from aejax.evaluation import evaluate
-from aejax.models import Autoencoder, Classifier, Decoder, Encoder, make_autoencoder, make_classifier
+from aejax.models import (
+    Autoencoder,
+    Classifier,
+    Decoder,
+    Encoder,
+    make_autoencoder,
+    make_classifier,
+)
 from aejax.stages import finetune, load_pretrained_encoder, pretrain
 from aejax.transplant import transplant_encoder
 

@@ -46,7 +46,7 @@ class StageCheckpoints:
         return self._manager.latest_step()
 
     def save(self, epoch: int, state: Any, meta: dict[str, Any]) -> None:
-        """Save the train state and JSON metadata after `epoch` completed epochs (asynchronously)."""
+        """Save the train state and JSON metadata after `epoch` epochs (asynchronously)."""
         args = ocp.args.Composite(
             **{STATE_ITEM: ocp.args.StandardSave(state), META_ITEM: ocp.args.JsonSave(meta)}
         )
@@ -64,7 +64,8 @@ class StageCheckpoints:
             restored = self._manager.restore(epoch, args=args)
         except Exception as err:  # noqa: BLE001 - Orbax raises many types for bad checkpoints
             raise CheckpointError(
-                f"checkpoint {self.directory / str(epoch)} cannot be restored ({_first_line(err)}); "
+                f"checkpoint {self.directory / str(epoch)} cannot be restored "
+                f"({_first_line(err)}); "
                 "remove it or use another --workdir"
             ) from err
         return restored[STATE_ITEM], restored[META_ITEM]
@@ -72,13 +73,15 @@ class StageCheckpoints:
 
 def saved_param_shapes(directory: str | Path, epoch: int) -> dict[str, Any]:
     """Shapes of the params saved at `epoch`, read from metadata without loading any array."""
-    with ocp.CheckpointManager(Path(directory).absolute()) as manager:
-        metadata = manager.item_metadata(epoch)
-    tree = metadata[STATE_ITEM]
-    params = tree["params"] if "params" in tree else None
-    if params is None:
-        raise CheckpointError(f"checkpoint {directory}/{epoch} holds no params")
-    return jax.tree.map(lambda leaf: tuple(leaf.shape), dict(params))
+    path = Path(directory).absolute() / str(epoch) / STATE_ITEM
+    try:
+        tree = dict(ocp.StandardCheckpointer().metadata(path).item_metadata)
+        params = dict(tree["params"])
+    except Exception as err:  # noqa: BLE001 - Orbax raises many types for bad checkpoints
+        raise CheckpointError(
+            f"cannot read checkpoint metadata in {path} ({_first_line(err)})"
+        ) from err
+    return jax.tree.map(lambda leaf: tuple(leaf.shape), params)
 
 
 def restore_subtree(directory: str | Path, epoch: int, target: dict[str, Any]) -> dict[str, Any]:

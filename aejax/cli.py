@@ -5,9 +5,17 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Callable
+from collections.abc import Callable
 
-from aejax.configs import DATASETS, INITS, SOURCES, DataConfig, ModelConfig, StageConfig, TrainConfig
+from aejax.configs import (
+    DATASETS,
+    INITS,
+    SOURCES,
+    DataConfig,
+    ModelConfig,
+    StageConfig,
+    TrainConfig,
+)
 from aejax.errors import UserError
 
 USER_ERROR_EXIT = 2
@@ -18,7 +26,7 @@ def stage_parser(stage: str, description: str) -> argparse.ArgumentParser:
     model, data, train = ModelConfig(), DataConfig(), TrainConfig()
     parser = argparse.ArgumentParser(description=description)
     add = parser.add_argument
-    add("--workdir", default="runs/default", help="outputs go to WORKDIR/%s/" % stage)
+    add("--workdir", default="runs/default", help=f"outputs go to WORKDIR/{stage}/")
     add("--dataset", default=data.dataset, choices=DATASETS)
     add("--source", default=data.source, choices=SOURCES, help="auto: local IDX files, then tfds")
     add("--data-dir", default=None, help="folder with IDX files (torchvision's ROOT works too)")

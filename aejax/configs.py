@@ -78,7 +78,7 @@ class TrainConfig:
 
 @dataclasses.dataclass(frozen=True)
 class StageConfig:
-    """Everything one stage (pretrain or finetune) needs; saved as config.json beside its outputs."""
+    """Everything one stage (pretrain or finetune) needs; saved as its config.json."""
 
     stage: str
     workdir: str = "runs/default"

@@ -109,7 +109,9 @@ def idx_folders(dataset: str, data_dir: str | None) -> list[Path]:
         sub = TORCHVISION_FOLDERS[dataset]
         folders += [root, root / sub / "raw", root / sub, root / dataset, root / dataset / "raw"]
     else:
-        folders += [Path(p) for p in SYSTEM_FOLDERS.get(dataset, [])]
+        # torchvision's tutorial default root is ./data; Debian ships Fashion-MNIST system-wide.
+        sub = TORCHVISION_FOLDERS[dataset]
+        folders += [Path("data") / sub / "raw", *map(Path, SYSTEM_FOLDERS.get(dataset, []))]
     return folders
 
 
@@ -165,7 +167,9 @@ def network_reachable(address=TFDS_DOWNLOAD_HOST, timeout_s: float = 3.0) -> boo
 def load_tfds(dataset: str, data_dir: str | None) -> Dataset:
     """Load `dataset` through `tfds.data_source`; downloads only when the network answers."""
     import tensorflow_datasets as tfds
+    from absl import logging as absl_logging
 
+    absl_logging.set_verbosity(absl_logging.ERROR)  # tfds warns per missing folder; we explain
     _hide_gpus_from_tensorflow()
     splits = {}
     for split in ("train", "test"):
@@ -181,7 +185,8 @@ def load_tfds(dataset: str, data_dir: str | None) -> Dataset:
                 source = tfds.data_source(dataset, split=split, data_dir=data_dir, download=True)
             except ImportError as err:
                 raise DataError(
-                    f"building {dataset} with tfds needs TensorFlow: pip install 'aejax[tfds]' ({err})"
+                    f"building {dataset} with tfds needs TensorFlow: "
+                    f"pip install 'aejax[tfds]' ({err})"
                 ) from err
         records = [source[i] for i in range(len(source))]
         images = np.stack([np.asarray(r["image"], np.uint8).reshape(-1) for r in records])
@@ -209,7 +214,9 @@ def load_auto(dataset: str, data_dir: str | None) -> Dataset:
         try:
             return load_tfds(dataset, data_dir)
         except DataError as tfds_error:
-            raise DataError(f"{dataset} not found locally ({idx_error}) nor via tfds ({tfds_error})")
+            raise DataError(
+                f"{dataset} not found locally ({idx_error}) nor via tfds ({tfds_error})"
+            ) from None
 
 
 def subset(data: Dataset, train_limit: int | None, test_limit: int | None) -> Dataset:

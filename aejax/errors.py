@@ -2,7 +2,7 @@
 
 
 class UserError(Exception):
-    """Bad input (flags, data, checkpoints, workdir): one sentence saying what is wrong and what to do."""
+    """Bad input (flags, data, checkpoints, workdir): says what is wrong and what to do."""
 
 
 class DataError(UserError):

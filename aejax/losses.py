@@ -5,7 +5,7 @@ import optax
 
 
 def mse_per_example(reconstruction, target):
-    """Mean squared error over features, one value per example (PyTorch `MSELoss` for a full batch)."""
+    """Mean squared error over features, one value per example (`MSELoss` for a full batch)."""
     return jnp.mean(jnp.square(reconstruction - target), axis=-1)
 
 

@@ -81,8 +81,12 @@ class Autoencoder(nn.Module):
     dtype: Dtype = jnp.float32
 
     def setup(self):
-        self.encoder = Encoder(hidden=self.hidden, latent=self.latent, init_style=self.init_style, dtype=self.dtype)
-        self.decoder = Decoder(hidden=self.hidden, output=self.output, init_style=self.init_style, dtype=self.dtype)
+        self.encoder = Encoder(
+            hidden=self.hidden, latent=self.latent, init_style=self.init_style, dtype=self.dtype
+        )
+        self.decoder = Decoder(
+            hidden=self.hidden, output=self.output, init_style=self.init_style, dtype=self.dtype
+        )
 
     def __call__(self, x):
         return self.decoder(self.encoder(x))
@@ -101,7 +105,9 @@ class Classifier(nn.Module):
     dtype: Dtype = jnp.float32
 
     def setup(self):
-        self.encoder = Encoder(hidden=self.hidden, latent=self.latent, init_style=self.init_style, dtype=self.dtype)
+        self.encoder = Encoder(
+            hidden=self.hidden, latent=self.latent, init_style=self.init_style, dtype=self.dtype
+        )
         self.head = dense(self.num_classes, self.latent, self.init_style, self.dtype)
 
     def __call__(self, x):

@@ -15,9 +15,11 @@ import numpy as np  # noqa: E402
 def save_curves(history: list[dict[str, Any]], path: str | Path, title: str) -> None:
     """Train/test loss per epoch (and accuracy, when present) as a PNG."""
     epochs = [r["epoch"] for r in history]
-    panels = [("loss", "loss")] + ([("accuracy", "accuracy")] if "test_accuracy" in history[0] else [])
+    panels = [("loss", "loss")] + (
+        [("accuracy", "accuracy")] if "test_accuracy" in history[0] else []
+    )
     fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.6), squeeze=False)
-    for ax, (metric, label) in zip(axes[0], panels):
+    for ax, (metric, label) in zip(axes[0], panels, strict=True):
         for split in ("train", "test"):
             key = f"{split}_{metric}"
             if key in history[0]:

@@ -50,7 +50,9 @@ class StageResult:
     metrics: dict[str, Any]
 
 
-def pretrain(config: StageConfig, data: Dataset | None = None, progress: bool = True) -> StageResult:
+def pretrain(
+    config: StageConfig, data: Dataset | None = None, progress: bool = True
+) -> StageResult:
     """Train the autoencoder (MSE reconstruction), resuming from WORKDIR/pretrain if possible."""
     _require_stage(config, "pretrain")
     data = data if data is not None else load_dataset(config.data)
@@ -62,7 +64,9 @@ def pretrain(config: StageConfig, data: Dataset | None = None, progress: bool = 
     return result
 
 
-def finetune(config: StageConfig, data: Dataset | None = None, progress: bool = True) -> StageResult:
+def finetune(
+    config: StageConfig, data: Dataset | None = None, progress: bool = True
+) -> StageResult:
     """Train encoder + Dense head with cross-entropy, starting from the pretrained encoder."""
     _require_stage(config, "finetune")
     data = data if data is not None else load_dataset(config.data)
@@ -83,7 +87,7 @@ def finetune(config: StageConfig, data: Dataset | None = None, progress: bool = 
 
 
 def load_pretrained_encoder(pretrain_dir: str | Path, classifier_params) -> Any:
-    """The encoder subtree of the newest pretrain checkpoint (Orbax partial restore), shape-checked."""
+    """The encoder of the newest pretrain checkpoint (Orbax partial restore), shape-checked."""
     checkpoints_dir = Path(pretrain_dir) / "checkpoints"
     epoch = checkpoint.latest_epoch(checkpoints_dir)
     if epoch is None:
@@ -94,8 +98,11 @@ def load_pretrained_encoder(pretrain_dir: str | Path, classifier_params) -> Any:
     saved = checkpoint.saved_param_shapes(checkpoints_dir, epoch)
     if ENCODER not in saved:
         raise CheckpointError(f"checkpoint {checkpoints_dir}/{epoch} holds no encoder")
-    shapes = jax.tree.map(lambda s: jax.ShapeDtypeStruct(s, jnp.float32), saved[ENCODER],
-                          is_leaf=lambda x: isinstance(x, tuple))
+    shapes = jax.tree.map(
+        lambda s: jax.ShapeDtypeStruct(s, jnp.float32),
+        saved[ENCODER],
+        is_leaf=lambda x: isinstance(x, tuple),
+    )
     check_encoder_fits(classifier_params, shapes)
     target = {"params": {ENCODER: classifier_params[ENCODER]}}
     return checkpoint.restore_subtree(checkpoints_dir, epoch, target)["params"][ENCODER]
@@ -113,11 +120,18 @@ def _run_stage(config: StageConfig, data: Dataset, state, metrics_fn, progress: 
     # The dataset goes to the device once; every epoch gathers its batches there.
     train_arrays = (jax.device_put(data.train_images), jax.device_put(data.train_labels))
     test_arrays = (jax.device_put(data.test_images), jax.device_put(data.test_labels))
-    with checkpoint.StageCheckpoints(stage_dir / "checkpoints", config.train.keep_checkpoints) as ckpt:
+    with checkpoint.StageCheckpoints(
+        stage_dir / "checkpoints", config.train.keep_checkpoints
+    ) as ckpt:
         state, history = _resume(ckpt, state)
         first_epoch = len(history)
         compiled = compile_stage(
-            metrics_fn, state, train_arrays, test_arrays, config.train.batch_size, _epoch_key(config, 0)
+            metrics_fn,
+            state,
+            train_arrays,
+            test_arrays,
+            config.train.batch_size,
+            _epoch_key(config, 0),
         )
         records: list[EpochRecord] = []
         bar = tqdm(
@@ -130,7 +144,9 @@ def _run_stage(config: StageConfig, data: Dataset, state, metrics_fn, progress: 
         )
         for epoch in range(first_epoch, config.train.epochs):
             key = _epoch_key(config, epoch)
-            state, record, step_losses = run_epoch(compiled, state, train_arrays, test_arrays, key, epoch + 1)
+            state, record, step_losses = run_epoch(
+                compiled, state, train_arrays, test_arrays, key, epoch + 1
+            )
             records.append(record)
             history.append(record.as_dict())
             ckpt.save(epoch + 1, state, {"history": history, "config": config.to_dict()})
@@ -159,7 +175,7 @@ def _resume(ckpt: checkpoint.StageCheckpoints, state) -> tuple[Any, list[dict[st
 
 
 def prepare_stage_dir(config: StageConfig) -> Path:
-    """Create the stage folder, check it is writable, and refuse a config that differs from its own."""
+    """Create the stage folder, check it is writable, refuse one holding another config."""
     stage_dir = config.stage_dir
     try:
         stage_dir.mkdir(parents=True, exist_ok=True)
@@ -167,7 +183,9 @@ def prepare_stage_dir(config: StageConfig) -> Path:
         probe.write_text("ok")
         probe.unlink()
     except OSError as err:
-        raise UserError(f"cannot write to {stage_dir}: {err.strerror}; choose another --workdir")
+        raise UserError(
+            f"cannot write to {stage_dir}: {err.strerror}; choose another --workdir"
+        ) from err
     config_path = stage_dir / "config.json"
     if config_path.exists():
         saved = StageConfig.from_json(config_path.read_text())
@@ -183,7 +201,9 @@ def prepare_stage_dir(config: StageConfig) -> Path:
 def _resume_key(config: StageConfig) -> dict[str, Any]:
     """The parts of a config that must match to continue a run (more epochs may be asked for)."""
     raw = config.to_dict()
-    raw["train"] = {k: v for k, v in raw["train"].items() if k not in ("epochs", "keep_checkpoints")}
+    raw["train"] = {
+        k: v for k, v in raw["train"].items() if k not in ("epochs", "keep_checkpoints")
+    }
     raw.pop("workdir")
     return raw
 
@@ -264,4 +284,3 @@ def _write_text(path: Path, text: str) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(text)
     os.replace(tmp, path)
-

@@ -11,7 +11,8 @@ import dataclasses
 import math
 import statistics
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -21,7 +22,12 @@ from flax.training import train_state
 
 from aejax.data import normalize
 from aejax.errors import UserError
-from aejax.losses import correct_per_example, cross_entropy_per_example, masked_mean, mse_per_example
+from aejax.losses import (
+    correct_per_example,
+    cross_entropy_per_example,
+    masked_mean,
+    mse_per_example,
+)
 
 MetricsFn = Callable[[Any, jax.Array, jax.Array, jax.Array], dict[str, jax.Array]]
 TrainState = train_state.TrainState
@@ -34,7 +40,10 @@ class TrainingDivergedError(UserError):
 def create_state(model, input_dim: int, tx: optax.GradientTransformation, key) -> TrainState:
     """A fresh TrainState for `model` on inputs of `input_dim` features."""
     params = model.init(key, jnp.zeros((1, input_dim), jnp.float32))["params"]
-    return TrainState.create(apply_fn=model.apply, params=params, tx=tx)
+    state = TrainState.create(apply_fn=model.apply, params=params, tx=tx)
+    # TrainState starts with a Python int step; as an int32 array it has the same type as after
+    # a step, so the epoch program compiled for the first epoch serves every later one.
+    return state.replace(step=jnp.zeros((), jnp.int32))
 
 
 def reconstruction_metrics(apply_fn) -> MetricsFn:
@@ -77,13 +86,14 @@ def make_epoch_fn(metrics_fn: MetricsFn, num_examples: int, batch_size: int):
     def epoch(state, images, labels, key):
         shuffle_key, noise_key = jax.random.split(key)
         order = jax.random.permutation(shuffle_key, num_examples)
-        # Padding slots reuse real examples, but carry zero weight in the loss.
+        # Padding slots reuse real examples but carry zero weight. One gather per epoch lays the
+        # batches out contiguously, so each step reads a slice instead of gathering rows.
         batches = order[positions % num_examples].reshape(steps, batch_size)
+        xs, ys = images[batches], labels[batches]
 
         def step(state, inputs):
-            index, batch, weight = inputs
+            index, x, y, weight = inputs
             rng = jax.random.fold_in(noise_key, index)
-            x, y = images[batch], labels[batch]
 
             def loss_fn(params):
                 values = metrics_fn(params, x, y, rng)
@@ -93,13 +103,13 @@ def make_epoch_fn(metrics_fn: MetricsFn, num_examples: int, batch_size: int):
             state = state.apply_gradients(grads=grads)
             return state, {k: masked_mean(v, weight) for k, v in values.items()}
 
-        return jax.lax.scan(step, state, (jnp.arange(steps), batches, mask))
+        return jax.lax.scan(step, state, (jnp.arange(steps), xs, ys, mask))
 
     return epoch
 
 
 def make_eval_fn(metrics_fn: MetricsFn, num_examples: int, batch_size: int):
-    """``evaluate(params, images, labels) -> {metric: mean, "count": n}`` over every example once."""
+    """``evaluate(params, images, labels) -> {metric: mean, "count": n}``, each example once."""
     steps, positions, mask = batch_plan(num_examples, batch_size)
     batches = jnp.minimum(positions, num_examples - 1).reshape(steps, batch_size)
 

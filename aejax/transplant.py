@@ -21,7 +21,9 @@ def encoder_mismatches(expected, actual) -> list[str]:
     """Human-readable differences in paths and shapes between two encoder trees (empty if none)."""
     want, have = tree_shapes(expected), tree_shapes(actual)
     problems = [f"{p}: missing in pretrained encoder" for p in sorted(want.keys() - have.keys())]
-    problems += [f"{p}: unexpected in pretrained encoder" for p in sorted(have.keys() - want.keys())]
+    problems += [
+        f"{p}: unexpected in pretrained encoder" for p in sorted(have.keys() - want.keys())
+    ]
     problems += [
         f"{p}: pretrained {have[p]} vs classifier {want[p]}"
         for p in sorted(want.keys() & have.keys())

@@ -7,7 +7,9 @@ from aejax import cli
 
 
 def main(args) -> dict:
-    return aejax.finetune(cli.config_from_args("finetune", args), progress=not args.no_progress).metrics
+    return aejax.finetune(
+        cli.config_from_args("finetune", args), progress=not args.no_progress
+    ).metrics
 
 
 if __name__ == "__main__":

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Idempotent setup: .venv with aejax (+ test extras), and real Fashion-MNIST from Debian's
+# dataset-fashion-mnist package when apt is available (MNIST itself may not be reachable offline).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python3}
+
+if [ ! -d /usr/share/datasets/fashion-mnist ] && command -v apt-get >/dev/null; then
+  SUDO=""; [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null && SUDO="sudo"
+  { $SUDO apt-get update -qq && $SUDO apt-get install -y -qq dataset-fashion-mnist; } >/dev/null \
+    || echo "warning: could not install dataset-fashion-mnist; pass --data-dir with IDX files" >&2
+fi
+
+[ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
+.venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
+.venv/bin/python -m pip install -q --disable-pip-version-check -e ".[dev]" 2>&1 | grep -v "^WARNING: Location" || true
+.venv/bin/python -c "import aejax" # fail here, not later, if the install did not work

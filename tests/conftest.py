@@ -1,0 +1,84 @@
+"""Shared fixtures: tiny configs and small subsets of real Fashion-MNIST."""
+
+import gzip
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from aejax.configs import DataConfig, ModelConfig, StageConfig, TrainConfig
+from aejax.data import Dataset, load_dataset, subset
+
+FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def fashion() -> Dataset:
+    """Real Fashion-MNIST (installed by scripts/setup.sh from Debian's dataset-fashion-mnist)."""
+    assert FASHION_DIR.is_dir(), "run scripts/setup.sh: it installs dataset-fashion-mnist"
+    return load_dataset(
+        DataConfig(dataset="fashion_mnist", source="idx", data_dir=str(FASHION_DIR))
+    )
+
+
+@pytest.fixture(scope="session")
+def small_fashion(fashion) -> Dataset:
+    """3000 train / 1000 test real examples: enough to learn, fast to train."""
+    return subset(fashion, 3000, 1000)
+
+
+def tiny_config(stage: str, workdir, epochs: int = 2, **train) -> StageConfig:
+    """A small but real configuration for stage tests."""
+    return StageConfig(
+        stage=stage,
+        workdir=str(workdir),
+        model=ModelConfig(hidden=32, latent=16),
+        data=DataConfig(dataset="fashion_mnist", source="idx", data_dir=str(FASHION_DIR)),
+        train=TrainConfig(epochs=epochs, batch_size=100, **train),
+    )
+
+
+def write_idx(path: Path, array: np.ndarray, magic: int | None = None, gz: bool = False) -> Path:
+    """Write `array` (uint8) as an IDX file; `magic` overrides the header for broken files."""
+    array = np.asarray(array, np.uint8)
+    magic = magic if magic is not None else (0x0800 | array.ndim)
+    header = magic.to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in array.shape)
+    payload = header + array.tobytes()
+    if gz:
+        path = path.with_name(path.name + ".gz")
+        path.write_bytes(gzip.compress(payload))
+    else:
+        path.write_bytes(payload)
+    return path
+
+
+def write_idx_dataset(folder: Path, n_train=20, n_test=10, side=28, gz=False, seed=0) -> dict:
+    """Four hand-made IDX files in MNIST naming; returns the arrays written."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    arrays = {
+        "train-images-idx3-ubyte": rng.integers(0, 256, (n_train, side, side)),
+        "train-labels-idx1-ubyte": rng.integers(0, 10, n_train),
+        "t10k-images-idx3-ubyte": rng.integers(0, 256, (n_test, side, side)),
+        "t10k-labels-idx1-ubyte": rng.integers(0, 10, n_test),
+    }
+    for name, array in arrays.items():
+        write_idx(folder / name, array, gz=gz)
+    return arrays
+
+
+def run_script(name: str, *args: str, timeout: int = 300) -> subprocess.CompletedProcess:
+    """Run scripts/<name>.py as a user would, capturing its output."""
+    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    return subprocess.run(
+        [sys.executable, str(REPO / "scripts" / f"{name}.py"), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        cwd=REPO,
+    )

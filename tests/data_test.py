@@ -1,0 +1,107 @@
+import numpy as np
+import pytest
+import tensorflow_datasets as tfds
+
+from aejax import data as data_lib
+from aejax.configs import DataConfig
+from aejax.data import load_dataset, normalize, read_idx
+from aejax.errors import DataError
+from conftest import FASHION_DIR, write_idx, write_idx_dataset
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_read_idx_returns_exactly_what_was_written(tmp_path, gz):
+    array = np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4)
+    path = write_idx(tmp_path / "x-idx3-ubyte", array, gz=gz)
+    np.testing.assert_array_equal(read_idx(path), array)
+
+
+def test_wrong_magic_is_named(tmp_path):
+    path = write_idx(tmp_path / "bad", np.zeros((2, 2, 2)), magic=0x12345678)
+    with pytest.raises(DataError, match="magic number 0x12345678"):
+        read_idx(path)
+
+
+def test_truncated_file_is_named(tmp_path):
+    path = write_idx(tmp_path / "t", np.zeros((4, 28, 28)))
+    path.write_bytes(path.read_bytes()[:-10])
+    with pytest.raises(DataError, match="truncated or corrupt"):
+        read_idx(path)
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_idx_folder_loads_flattened_uint8_and_int32_labels(tmp_path, gz):
+    arrays = write_idx_dataset(tmp_path, gz=gz)
+    data = load_dataset(DataConfig(source="idx", data_dir=str(tmp_path)))
+    assert data.train_images.shape == (20, 784) and data.train_images.dtype == np.uint8
+    assert data.test_labels.dtype == np.int32
+    np.testing.assert_array_equal(
+        data.train_images, arrays["train-images-idx3-ubyte"].reshape(20, -1)
+    )
+
+
+def test_torchvision_layout_is_found(tmp_path):
+    write_idx_dataset(tmp_path / "FashionMNIST" / "raw")
+    data = load_dataset(DataConfig(dataset="fashion_mnist", source="idx", data_dir=str(tmp_path)))
+    assert "FashionMNIST/raw" in data.source and len(data.train_labels) == 20
+
+
+def test_count_mismatch_is_refused(tmp_path):
+    write_idx_dataset(tmp_path)
+    write_idx(tmp_path / "train-labels-idx1-ubyte", np.zeros(19))
+    with pytest.raises(DataError, match="20 images but 19 labels"):
+        load_dataset(DataConfig(source="idx", data_dir=str(tmp_path)))
+
+
+def test_missing_folder_is_named(tmp_path):
+    with pytest.raises(DataError, match="does not exist"):
+        load_dataset(DataConfig(source="idx", data_dir=str(tmp_path / "nope")))
+
+
+def test_real_fashion_mnist(fashion):
+    assert fashion.train_images.shape == (60000, 784)
+    assert fashion.test_images.shape == (10000, 784)
+    assert set(np.unique(fashion.train_labels)) == set(range(10))
+    assert np.bincount(fashion.train_labels).tolist() == [6000] * 10
+    assert fashion.train_labels[:3].tolist() == [9, 0, 0]  # ankle boot, t-shirt, t-shirt
+
+
+def test_normalize_maps_uint8_to_minus_one_one():
+    pixels = np.array([0, 255, 51], np.uint8)
+    np.testing.assert_allclose(normalize(pixels), (pixels / 255 - 0.5) / 0.5, atol=1e-6)
+
+
+def test_limits_cut_both_splits(fashion):
+    config = DataConfig(
+        dataset="fashion_mnist",
+        source="idx",
+        data_dir=str(FASHION_DIR),
+        train_limit=300,
+        test_limit=7,
+    )
+    data = load_dataset(config)
+    assert (len(data.train_labels), len(data.test_labels)) == (300, 7)
+
+
+def test_tfds_source_under_mock_data():
+    with tfds.testing.mock_data(num_examples=12):
+        data = load_dataset(DataConfig(dataset="mnist", source="tfds"))
+    assert data.source == "tfds"
+    assert data.train_images.shape == (12, 784) and data.train_images.dtype == np.uint8
+    assert data.train_labels.shape == (12,) and data.train_labels.max() < 10
+
+
+def test_auto_offline_without_local_files_fails_with_one_clear_line(tmp_path, monkeypatch):
+    monkeypatch.setattr(data_lib, "network_reachable", lambda *a, **k: False)
+    with pytest.raises(DataError) as info:
+        load_dataset(DataConfig(dataset="mnist", source="auto", data_dir=str(tmp_path)))
+    message = str(info.value)
+    assert "no network" in message and "--data-dir" in message and "\n" not in message
+
+
+def test_auto_reports_broken_local_files_instead_of_trying_tfds(tmp_path, monkeypatch):
+    write_idx_dataset(tmp_path)
+    (tmp_path / "t10k-labels-idx1-ubyte").write_bytes(b"\x00\x00\x08\x01")
+    monkeypatch.setattr(data_lib, "load_tfds", lambda *a: pytest.fail("tfds must not be tried"))
+    with pytest.raises(DataError, match="truncated or corrupt"):
+        load_dataset(DataConfig(source="auto", data_dir=str(tmp_path)))

@@ -1,0 +1,135 @@
+"""End to end: both scripts on a small real Fashion-MNIST subset, resume, and refusals."""
+
+import json
+
+import jax
+import numpy as np
+import pytest
+
+from aejax import checkpoint
+from aejax.errors import UserError
+from aejax.stages import finetune, pretrain
+from conftest import FASHION_DIR, run_script, tiny_config
+
+SMALL_RUN = [
+    "--dataset",
+    "fashion_mnist",
+    "--data-dir",
+    str(FASHION_DIR),
+    "--train-limit",
+    "3000",
+    "--test-limit",
+    "1000",
+    "--hidden",
+    "64",
+    "--latent",
+    "32",
+    "--no-progress",
+]
+
+
+@pytest.fixture(scope="module")
+def pipeline_run(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("run")
+    pre = run_script("pretrain", *SMALL_RUN, "--epochs", "3", "--workdir", str(workdir))
+    fine = run_script("finetune", *SMALL_RUN, "--epochs", "3", "--workdir", str(workdir))
+    return workdir, pre, fine
+
+
+def test_scripts_run_the_pipeline_and_learn(pipeline_run):
+    workdir, pre, fine = pipeline_run
+    assert pre.returncode == 0, pre.stderr
+    assert fine.returncode == 0, fine.stderr
+    pre_metrics = json.loads((workdir / "pretrain" / "metrics.json").read_text())
+    fine_metrics = json.loads((workdir / "finetune" / "metrics.json").read_text())
+    assert fine_metrics["test_accuracy"] > 0.6  # chance is 0.1
+    assert pre_metrics["test_mse"] < 0.2  # an untrained decoder is near 0.5
+    for metrics in (pre_metrics, fine_metrics):
+        for key in (
+            "dataset",
+            "epochs",
+            "train_loss",
+            "test_loss",
+            "seconds_per_epoch",
+            "compile_s",
+            "wall_s",
+            "examples_per_s",
+        ):
+            assert metrics[key] is not None, key
+        assert metrics["dataset"] == "fashion_mnist" and metrics["epochs"] == 3
+        assert metrics["num_test"] == 1000
+    # The final metrics are printed as JSON on stdout.
+    assert json.loads(fine.stdout)["test_accuracy"] == fine_metrics["test_accuracy"]
+
+
+def test_stage_outputs_are_written(pipeline_run):
+    workdir = pipeline_run[0]
+    for stage in ("pretrain", "finetune"):
+        folder = workdir / stage
+        assert (folder / "config.json").is_file() and (folder / "curves.png").is_file()
+        lines = (folder / "metrics.jsonl").read_text().splitlines()
+        assert [json.loads(line)["epoch"] for line in lines] == [1, 2, 3]
+        assert checkpoint.latest_epoch(folder / "checkpoints") == 3
+    assert (workdir / "pretrain" / "reconstructions.png").stat().st_size > 1000
+
+
+def test_finetune_starts_from_the_pretrained_encoder(tmp_path, small_fashion):
+    pre = pretrain(tiny_config("pretrain", tmp_path, epochs=1), small_fashion, progress=False)
+    config = tiny_config("finetune", tmp_path, epochs=1, lr=1e-12)  # lr ~ 0: params stay put
+    fine = finetune(config, small_fashion, progress=False)
+    np.testing.assert_allclose(
+        fine.state.params["encoder"]["hidden"]["kernel"],
+        pre.state.params["encoder"]["hidden"]["kernel"],
+        atol=1e-6,
+    )
+
+
+def test_rerun_resumes_and_continues_exactly(tmp_path, small_fashion):
+    straight = pretrain(tiny_config("pretrain", tmp_path / "a", epochs=3), small_fashion, False)
+    pretrain(tiny_config("pretrain", tmp_path / "b", epochs=2), small_fashion, False)
+    resumed = pretrain(tiny_config("pretrain", tmp_path / "b", epochs=3), small_fashion, False)
+    assert resumed.metrics["epochs_run_now"] == 1 and resumed.metrics["epochs"] == 3
+    assert [r["epoch"] for r in resumed.history] == [1, 2, 3]
+    same = jax.tree.map(
+        lambda a, b: bool(np.array_equal(a, b)), straight.state.params, resumed.state.params
+    )
+    assert all(jax.tree.leaves(same))
+
+
+def test_finetune_without_pretraining_exits_2_with_one_line(tmp_path):
+    result = run_script("finetune", *SMALL_RUN, "--workdir", str(tmp_path))
+    assert result.returncode == 2
+    assert result.stderr.strip().startswith("error: no pretrained checkpoint")
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+
+
+def test_encoder_shape_mismatch_names_the_paths(tmp_path, small_fashion):
+    pretrain(tiny_config("pretrain", tmp_path, epochs=1), small_fashion, progress=False)
+    args = [a if a != "64" else "32" for a in SMALL_RUN]  # hidden 32 -> matches; change latent
+    result = run_script("finetune", *args[:-1], "--latent", "8", "--workdir", str(tmp_path))
+    assert result.returncode == 2
+    assert "encoder/latent/kernel: pretrained (32, 16) vs classifier (32, 8)" in result.stderr
+
+
+def test_a_workdir_of_another_config_is_refused_and_left_intact(tmp_path, small_fashion):
+    pretrain(tiny_config("pretrain", tmp_path, epochs=1), small_fashion, progress=False)
+    before = sorted(p.name for p in (tmp_path / "pretrain" / "checkpoints").iterdir())
+    with pytest.raises(UserError, match="different config"):
+        pretrain(tiny_config("pretrain", tmp_path, epochs=1, lr=0.5), small_fashion, False)
+    assert sorted(p.name for p in (tmp_path / "pretrain" / "checkpoints").iterdir()) == before
+
+
+@pytest.mark.parametrize(
+    "flags, fragment",
+    [
+        (["--epochs", "0"], "epochs must be positive"),
+        (["--lr", "-1"], "learning rate must be positive"),
+        (["--batch-size", "5000"], "exceeds the 3000 training examples"),
+        (["--data-dir", "/nonexistent"], "does not exist"),
+    ],
+)
+def test_bad_flags_exit_2_with_one_line(tmp_path, flags, fragment):
+    args = [a for a in SMALL_RUN if a != "--no-progress"]
+    result = run_script("pretrain", *args, *flags, "--workdir", str(tmp_path), "--no-progress")
+    assert result.returncode == 2, result.stderr
+    assert fragment in result.stderr and "Traceback" not in result.stderr

@@ -1,0 +1,132 @@
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from flax.training.train_state import TrainState
+
+from aejax.configs import ModelConfig
+from aejax.data import normalize
+from aejax.evaluation import evaluate
+from aejax.models import make_autoencoder, make_classifier
+from aejax.train import (
+    TrainingDivergedError,
+    classification_metrics,
+    compile_stage,
+    create_state,
+    make_epoch_fn,
+    make_eval_fn,
+    reconstruction_metrics,
+    run_epoch,
+)
+
+SMALL = ModelConfig(hidden=32, latent=16)
+
+
+def _classifier_state(lr=1e-3, seed=0):
+    model = make_classifier(SMALL)
+    return model, create_state(model, 784, optax.adam(lr), jax.random.key(seed))
+
+
+def _arrays(data, n):
+    return jnp.asarray(data.train_images[:n]), jnp.asarray(data.train_labels[:n])
+
+
+def test_overfitting_one_batch_drives_the_loss_down(small_fashion):
+    model, state = _classifier_state(lr=3e-3)
+    images, labels = _arrays(small_fashion, 100)
+    epoch = jax.jit(make_epoch_fn(classification_metrics(model.apply), 100, 100))
+    losses = []
+    for e in range(60):
+        state, metrics = epoch(state, images, labels, jax.random.key(e))
+        losses.append(float(metrics["loss"][0]))
+    assert losses[-1] < 0.1 * losses[0]
+    assert float(metrics["accuracy"][0]) == 1.0
+
+
+def test_autoencoder_epoch_reduces_reconstruction_error(small_fashion):
+    model = make_autoencoder(SMALL, 784)
+    state = create_state(model, 784, optax.adam(1e-3), jax.random.key(0))
+    images, labels = _arrays(small_fashion, 3000)
+    metrics_fn = reconstruction_metrics(model.apply)
+    before = evaluate(model, state.params, images, labels)["loss"]
+    epoch = jax.jit(make_epoch_fn(metrics_fn, 3000, 100))
+    for e in range(3):
+        state, _ = epoch(state, images, labels, jax.random.key(e))
+    assert evaluate(model, state.params, images, labels)["loss"] < 0.6 * before
+
+
+def test_epoch_covers_every_example_once_with_a_partial_last_batch():
+    # A metrics function whose "loss" is the example's label: the weighted per-step means,
+    # re-weighted by batch occupancy, must sum to the sum of all labels.
+    def metrics(params, images, labels, rng):
+        return {"loss": params["w"] * 0 + labels.astype(jnp.float32)}
+
+    state = TrainState.create(apply_fn=None, params={"w": jnp.zeros(())}, tx=optax.sgd(0.0))
+    labels = jnp.arange(250)
+    images = jnp.zeros((250, 1), jnp.uint8)
+    _, out = jax.jit(make_epoch_fn(metrics, 250, 100))(state, images, labels, jax.random.key(0))
+    sizes = np.array([100, 100, 50])
+    assert out["loss"].shape == (3,)
+    np.testing.assert_allclose(np.sum(np.asarray(out["loss"]) * sizes), labels.sum())
+
+
+def test_eval_counts_each_of_1001_examples_exactly_once(small_fashion):
+    model, state = _classifier_state()
+    images, labels = _arrays(small_fashion, 1001)
+    result = jax.jit(make_eval_fn(classification_metrics(model.apply), 1001, 100))(
+        state.params, images, labels
+    )
+    logits = model.apply({"params": state.params}, normalize(images))
+    expected_loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+    expected_acc = (jnp.argmax(logits, -1) == labels).mean()
+    assert float(result["count"]) == 1001
+    np.testing.assert_allclose(result["loss"], expected_loss, rtol=1e-5)
+    np.testing.assert_allclose(result["accuracy"], expected_acc, rtol=1e-6)
+
+
+def test_training_compiles_once_across_epochs(small_fashion):
+    model, state = _classifier_state()
+    images, labels = _arrays(small_fashion, 500)
+    metrics_fn = chex.assert_max_traces(classification_metrics(model.apply), n=1)
+    epoch = jax.jit(make_epoch_fn(metrics_fn, 500, 100), donate_argnums=0)
+    for e in range(4):  # epoch 1 traces; epochs 2-4 must reuse it
+        state, _ = epoch(state, images, labels, jax.random.fold_in(jax.random.key(0), e))
+    assert epoch._cache_size() == 1
+
+
+def test_compiled_stage_traces_nothing_after_compilation(small_fashion):
+    model, state = _classifier_state()
+    train = _arrays(small_fashion, 500)
+    test = (
+        jnp.asarray(small_fashion.test_images[:200]),
+        jnp.asarray(small_fashion.test_labels[:200]),
+    )
+    traces = []
+
+    def counting(params, images, labels, rng):
+        traces.append(1)
+        return classification_metrics(model.apply)(params, images, labels, rng)
+
+    compiled = compile_stage(counting, state, train, test, 100, jax.random.key(0))
+    after_compile = len(traces)
+    for e in range(3):
+        state, record, _ = run_epoch(compiled, state, train, test, jax.random.key(e), e + 1)
+    assert len(traces) == after_compile
+    assert 0 <= record.test["accuracy"] <= 1 and record.test["count"] == 200
+
+
+def test_nan_loss_stops_with_the_epoch_named(small_fashion):
+    model, state = _classifier_state(lr=1e30)  # diverges at once
+    train = _arrays(small_fashion, 300)
+    test = (
+        jnp.asarray(small_fashion.test_images[:100]),
+        jnp.asarray(small_fashion.test_labels[:100]),
+    )
+    compiled = compile_stage(
+        classification_metrics(model.apply), state, train, test, 100, jax.random.key(0)
+    )
+    with pytest.raises(TrainingDivergedError, match="epoch 7"):
+        for _ in range(3):
+            state, _, _ = run_epoch(compiled, state, train, test, jax.random.key(0), 7)
