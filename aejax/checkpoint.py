@@ -28,7 +28,10 @@ class StageCheckpoints:
 
     def __init__(self, directory: str | Path, keep: int = 3):
         self.directory = Path(directory).absolute()
-        options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True)
+        # Leftovers of a save that was killed are removed when the manager opens.
+        options = ocp.CheckpointManagerOptions(
+            max_to_keep=keep, create=True, cleanup_tmp_directories=True
+        )
         self._manager = ocp.CheckpointManager(self.directory, options=options)
 
     def __enter__(self) -> StageCheckpoints:

@@ -7,6 +7,8 @@ import json
 import sys
 from collections.abc import Callable
 
+from absl import logging as absl_logging
+
 from aejax.configs import (
     DATASETS,
     INITS,
@@ -17,6 +19,7 @@ from aejax.configs import (
     TrainConfig,
 )
 from aejax.errors import UserError
+from aejax.interrupt import TrainingInterrupted
 
 USER_ERROR_EXIT = 2
 
@@ -39,7 +42,9 @@ def stage_parser(stage: str, description: str) -> argparse.ArgumentParser:
     add("--keep-checkpoints", type=int, default=train.keep_checkpoints)
     add("--hidden", type=int, default=model.hidden)
     add("--latent", type=int, default=model.latent)
+    add("--num-classes", type=int, default=model.num_classes)
     add("--init", default=model.init, choices=INITS, help="torch: U(+-1/sqrt(fan_in)); lecun: Flax")
+    add("--overwrite", action="store_true", help="discard an earlier run of this stage in WORKDIR")
     add("--no-progress", action="store_true", help="no progress bar or per-epoch lines")
     add("--debug", action="store_true", help="show tracebacks for user errors")
     return parser
@@ -50,7 +55,9 @@ def config_from_args(stage: str, args: argparse.Namespace) -> StageConfig:
     return StageConfig(
         stage=stage,
         workdir=args.workdir,
-        model=ModelConfig(hidden=args.hidden, latent=args.latent, init=args.init),
+        model=ModelConfig(
+            hidden=args.hidden, latent=args.latent, num_classes=args.num_classes, init=args.init
+        ),
         data=DataConfig(
             dataset=args.dataset,
             source=args.source,
@@ -71,6 +78,8 @@ def config_from_args(stage: str, args: argparse.Namespace) -> StageConfig:
 
 def run(main: Callable[[argparse.Namespace], dict], args: argparse.Namespace) -> int:
     """Run `main`, print its final metrics; a UserError becomes one line on stderr and exit 2."""
+    if not args.debug:  # Orbax and tfds log routine warnings through absl; errors still show
+        absl_logging.set_verbosity(absl_logging.ERROR)
     try:
         metrics = main(args)
     except UserError as err:
@@ -78,7 +87,10 @@ def run(main: Callable[[argparse.Namespace], dict], args: argparse.Namespace) ->
             raise
         print(f"error: {err}", file=sys.stderr)
         return USER_ERROR_EXIT
-    except KeyboardInterrupt:
+    except TrainingInterrupted as stop:
+        print(stop, file=sys.stderr)
+        return stop.exit_code
+    except KeyboardInterrupt:  # a second Ctrl-C: the newest checkpoint is still there
         print("interrupted; run the same command again to resume", file=sys.stderr)
         return 130
     print(json.dumps(metrics, indent=2))

@@ -9,8 +9,6 @@ only) the pretrained encoder -> fresh initialisation.
 from __future__ import annotations
 
 import dataclasses
-import json
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -25,6 +23,7 @@ from aejax import checkpoint, plots
 from aejax.configs import StageConfig
 from aejax.data import Dataset, load_dataset, normalize
 from aejax.errors import CheckpointError, UserError
+from aejax.interrupt import TrainingInterrupted, stop_on_signal
 from aejax.models import make_autoencoder, make_classifier
 from aejax.train import (
     EpochRecord,
@@ -37,6 +36,7 @@ from aejax.train import (
     steady_state_seconds,
 )
 from aejax.transplant import ENCODER, check_encoder_fits, transplant_encoder
+from aejax.workdir import prepare_stage_dir, remove_stage_outputs, write_json, write_jsonl
 
 INIT_STREAM, EPOCH_STREAM = 0, 1  # independent random streams derived from the seed
 
@@ -51,23 +51,37 @@ class StageResult:
 
 
 def pretrain(
-    config: StageConfig, data: Dataset | None = None, progress: bool = True
+    config: StageConfig,
+    data: Dataset | None = None,
+    progress: bool = True,
+    overwrite: bool = False,
 ) -> StageResult:
-    """Train the autoencoder (MSE reconstruction), resuming from WORKDIR/pretrain if possible."""
+    """Train the autoencoder (MSE reconstruction), resuming from WORKDIR/pretrain if possible.
+
+    `overwrite` discards an earlier run in that folder (only once the data has loaded).
+    """
     _require_stage(config, "pretrain")
     data = data if data is not None else load_dataset(config.data)
     model = make_autoencoder(config.model, data.input_dim)
     tx = optax.adam(config.train.lr)
     state = create_state(model, data.input_dim, tx, _key(config, INIT_STREAM))
+    if overwrite:
+        remove_stage_outputs(config)
     result = _run_stage(config, data, state, reconstruction_metrics(model.apply), progress)
     _save_reconstruction_figure(config, model, result.state.params, data)
     return result
 
 
 def finetune(
-    config: StageConfig, data: Dataset | None = None, progress: bool = True
+    config: StageConfig,
+    data: Dataset | None = None,
+    progress: bool = True,
+    overwrite: bool = False,
 ) -> StageResult:
-    """Train encoder + Dense head with cross-entropy, starting from the pretrained encoder."""
+    """Train encoder + Dense head with cross-entropy, starting from the pretrained encoder.
+
+    `overwrite` discards an earlier fine-tuning run (only once data and encoder have loaded).
+    """
     _require_stage(config, "finetune")
     data = data if data is not None else load_dataset(config.data)
     if data.num_classes > config.model.num_classes:
@@ -78,11 +92,13 @@ def finetune(
     model = make_classifier(config.model)
     tx = optax.adam(config.train.lr)
     fresh = create_state(model, data.input_dim, tx, _key(config, INIT_STREAM))
-    checkpoints_dir = config.stage_dir / "checkpoints"
-    if checkpoint.latest_epoch(checkpoints_dir) is None:  # a resume needs no pretrained encoder
+    resuming = checkpoint.latest_epoch(config.stage_dir / "checkpoints") is not None
+    if overwrite or not resuming:  # a resume needs no pretrained encoder
         encoder = load_pretrained_encoder(config.encoder_source_dir, fresh.params)
         fresh = fresh.replace(params=transplant_encoder(fresh.params, encoder))
         fresh = fresh.replace(opt_state=tx.init(fresh.params))
+    if overwrite:
+        remove_stage_outputs(config)
     return _run_stage(config, data, fresh, classification_metrics(model.apply), progress)
 
 
@@ -116,52 +132,64 @@ def _run_stage(config: StageConfig, data: Dataset, state, metrics_fn, progress: 
             f"batch size {config.train.batch_size} exceeds the {len(data.train_labels)} "
             "training examples"
         )
-    stage_dir = prepare_stage_dir(config)
+    stage_dir = prepare_stage_dir(config, state)
     # The dataset goes to the device once; every epoch gathers its batches there.
     train_arrays = (jax.device_put(data.train_images), jax.device_put(data.train_labels))
     test_arrays = (jax.device_put(data.test_images), jax.device_put(data.test_labels))
-    with checkpoint.StageCheckpoints(
-        stage_dir / "checkpoints", config.train.keep_checkpoints
-    ) as ckpt:
+    checkpoints_dir = stage_dir / "checkpoints"
+    with checkpoint.StageCheckpoints(checkpoints_dir, config.train.keep_checkpoints) as ckpt:
         state, history = _resume(ckpt, state)
-        first_epoch = len(history)
-        compiled = compile_stage(
-            metrics_fn,
-            state,
-            train_arrays,
-            test_arrays,
-            config.train.batch_size,
-            _epoch_key(config, 0),
-        )
-        records: list[EpochRecord] = []
-        bar = tqdm(
-            total=config.train.epochs,
-            initial=first_epoch,
-            desc=config.stage,
-            unit="epoch",
-            disable=not progress,
-            dynamic_ncols=True,
-        )
-        for epoch in range(first_epoch, config.train.epochs):
-            key = _epoch_key(config, epoch)
-            state, record, step_losses = run_epoch(
-                compiled, state, train_arrays, test_arrays, key, epoch + 1
+        key = _epoch_key(config, 0)
+        bs = config.train.batch_size
+        compiled = compile_stage(metrics_fn, state, train_arrays, test_arrays, bs, key)
+        with stop_on_signal() as stop:
+            state, records = _train_epochs(
+                config, ckpt, compiled, state, history, (train_arrays, test_arrays), progress, stop
             )
-            records.append(record)
-            history.append(record.as_dict())
-            ckpt.save(epoch + 1, state, {"history": history, "config": config.to_dict()})
-            _write_jsonl(stage_dir / "metrics.jsonl", history)
-            bar.set_postfix(loss=f"{record.train['loss']:.4f}")
-            bar.update(1)
-            if progress:
-                tqdm.write(_summary_line(config, record, step_losses))
-        bar.close()
+    if stop.requested:
+        raise TrainingInterrupted(
+            f"interrupted: {config.stage} stopped after epoch {len(history)}, checkpoint in "
+            f"{checkpoints_dir}; run the same command again to resume",
+            stop.signum,
+        )
     if not history:
         raise UserError(f"{stage_dir} trained no epoch")
     metrics = _final_metrics(config, data, history, records, compiled.compile_s, started)
-    _write_json(stage_dir / "metrics.json", metrics)
+    write_json(stage_dir / "metrics.json", metrics)
     plots.save_curves(history, stage_dir / "curves.png", f"{config.stage}: {data.name}")
     return StageResult(state, history, metrics)
+
+
+def _train_epochs(config, ckpt, compiled, state, history, arrays, progress, stop):
+    """Train from len(history) to config.train.epochs, checkpointing after every epoch.
+
+    Stops early (after checkpointing) when `stop` was requested by a signal.
+    """
+    stage_dir = config.stage_dir
+    records: list[EpochRecord] = []
+    bar = tqdm(
+        total=config.train.epochs,
+        initial=len(history),
+        desc=config.stage,
+        unit="epoch",
+        disable=not progress,
+        dynamic_ncols=True,
+    )
+    for epoch in range(len(history), config.train.epochs):
+        if stop.requested:
+            break
+        key = _epoch_key(config, epoch)
+        state, record, step_losses = run_epoch(compiled, state, *arrays, key, epoch + 1)
+        records.append(record)
+        history.append(record.as_dict())
+        ckpt.save(epoch + 1, state, {"history": history, "config": config.to_dict()})
+        write_jsonl(stage_dir / "metrics.jsonl", history)
+        bar.set_postfix(loss=f"{record.train['loss']:.4f}")
+        bar.update(1)
+        if progress:
+            tqdm.write(_summary_line(config, record, step_losses))
+    bar.close()
+    return state, records
 
 
 def _resume(ckpt: checkpoint.StageCheckpoints, state) -> tuple[Any, list[dict[str, Any]]]:
@@ -172,40 +200,6 @@ def _resume(ckpt: checkpoint.StageCheckpoints, state) -> tuple[Any, list[dict[st
     restored, meta = ckpt.restore(epoch, state)
     tqdm.write(f"resuming from {ckpt.directory}/{epoch} (epoch {epoch} done)")
     return restored, list(meta["history"])
-
-
-def prepare_stage_dir(config: StageConfig) -> Path:
-    """Create the stage folder, check it is writable, refuse one holding another config."""
-    stage_dir = config.stage_dir
-    try:
-        stage_dir.mkdir(parents=True, exist_ok=True)
-        probe = stage_dir / ".write-test"
-        probe.write_text("ok")
-        probe.unlink()
-    except OSError as err:
-        raise UserError(
-            f"cannot write to {stage_dir}: {err.strerror}; choose another --workdir"
-        ) from err
-    config_path = stage_dir / "config.json"
-    if config_path.exists():
-        saved = StageConfig.from_json(config_path.read_text())
-        if _resume_key(saved) != _resume_key(config):
-            raise UserError(
-                f"{stage_dir} holds a run with a different config; use another --workdir "
-                "or remove that folder"
-            )
-    _write_text(config_path, config.to_json())
-    return stage_dir
-
-
-def _resume_key(config: StageConfig) -> dict[str, Any]:
-    """The parts of a config that must match to continue a run (more epochs may be asked for)."""
-    raw = config.to_dict()
-    raw["train"] = {
-        k: v for k, v in raw["train"].items() if k not in ("epochs", "keep_checkpoints")
-    }
-    raw.pop("workdir")
-    return raw
 
 
 def _final_metrics(config, data, history, records, compile_s, started) -> dict[str, Any]:
@@ -269,18 +263,3 @@ def _epoch_key(config: StageConfig, epoch: int):
 def _require_stage(config: StageConfig, stage: str) -> None:
     if config.stage != stage:
         raise ValueError(f"{stage}() needs a {stage} config, got stage={config.stage!r}")
-
-
-def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
-    _write_text(path, "".join(json.dumps(r) + "\n" for r in rows))
-
-
-def _write_json(path: Path, value: dict[str, Any]) -> None:
-    _write_text(path, json.dumps(value, indent=2) + "\n")
-
-
-def _write_text(path: Path, text: str) -> None:
-    """Write via a temporary file and rename, so a crash never leaves a half-written file."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)

@@ -7,9 +7,8 @@ from aejax import cli
 
 
 def main(args) -> dict:
-    return aejax.finetune(
-        cli.config_from_args("finetune", args), progress=not args.no_progress
-    ).metrics
+    config = cli.config_from_args("finetune", args)
+    return aejax.finetune(config, progress=not args.no_progress, overwrite=args.overwrite).metrics
 
 
 if __name__ == "__main__":

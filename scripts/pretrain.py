@@ -7,9 +7,8 @@ from aejax import cli
 
 
 def main(args) -> dict:
-    return aejax.pretrain(
-        cli.config_from_args("pretrain", args), progress=not args.no_progress
-    ).metrics
+    config = cli.config_from_args("pretrain", args)
+    return aejax.pretrain(config, progress=not args.no_progress, overwrite=args.overwrite).metrics
 
 
 if __name__ == "__main__":

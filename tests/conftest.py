@@ -82,3 +82,38 @@ def run_script(name: str, *args: str, timeout: int = 300) -> subprocess.Complete
         env=env,
         cwd=REPO,
     )
+
+
+def run_script_async(name: str, *args: str) -> subprocess.Popen:
+    """Start scripts/<name>.py without waiting (for kill and signal tests)."""
+    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    return subprocess.Popen(
+        [sys.executable, str(REPO / "scripts" / f"{name}.py"), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=REPO,
+    )
+
+
+def saved_params(stage_dir: Path):
+    """The params of a stage's newest checkpoint, as saved (numpy arrays)."""
+    import orbax.checkpoint as ocp
+
+    from aejax import checkpoint
+
+    checkpoints_dir = Path(stage_dir) / "checkpoints"
+    epoch = checkpoint.latest_epoch(checkpoints_dir)
+    assert epoch is not None, f"no checkpoint in {checkpoints_dir}"
+    with ocp.StandardCheckpointer() as restorer:
+        return restorer.restore(checkpoints_dir.absolute() / str(epoch) / "state")["params"]
+
+
+def snapshot(folder: Path) -> dict:
+    """Every file below `folder` with its size and modification time: to prove nothing changed."""
+    return {
+        str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns)
+        for p in sorted(Path(folder).rglob("*"))
+        if p.is_file()
+    }

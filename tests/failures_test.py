@@ -1,0 +1,144 @@
+"""Bad input: one clear line on stderr, exit status 2, and earlier results left untouched."""
+
+import shutil
+
+import numpy as np
+import pytest
+
+from aejax import workdir
+from aejax.errors import UserError
+from conftest import FASHION_DIR, run_script, snapshot, tiny_config, write_idx, write_idx_dataset
+
+TINY = ["--hidden", "32", "--latent", "16", "--train-limit", "1000", "--test-limit", "200"]
+REAL = ["--dataset", "fashion_mnist", "--data-dir", str(FASHION_DIR), *TINY, "--no-progress"]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A workdir holding one finished pretrain epoch: the results that must survive bad input."""
+    work = tmp_path_factory.mktemp("work")
+    result = run_script("pretrain", *REAL, "--epochs", "1", "--workdir", str(work))
+    assert result.returncode == 0, result.stderr
+    return work
+
+
+def _data_dir(tmp_path, case):
+    folder = tmp_path / case
+    if case == "empty":
+        folder.mkdir()
+        return folder
+    write_idx_dataset(folder, n_train=200, n_test=50, side=10 if case == "small-images" else 28)
+    if case == "truncated":
+        path = folder / "train-images-idx3-ubyte"
+        path.write_bytes(path.read_bytes()[:-100])
+    elif case == "bad-magic":
+        write_idx(folder / "t10k-labels-idx1-ubyte", np.zeros(50), magic=0x0BADBEEF)
+    elif case == "count-mismatch":
+        write_idx(folder / "t10k-labels-idx1-ubyte", np.zeros(49))
+    return folder
+
+
+@pytest.mark.parametrize(
+    "script, case, fragment",
+    [
+        ("pretrain", "missing", "does not exist"),
+        ("pretrain", "empty", "no IDX files for mnist"),
+        ("pretrain", "truncated", "truncated or corrupt"),
+        ("pretrain", "bad-magic", "magic number 0x0badbeef"),
+        ("pretrain", "count-mismatch", "50 images but 49 labels"),
+        # 10x10 images: the encoder pretrained on 784 inputs cannot take 100.
+        ("finetune", "small-images", "encoder/hidden/kernel: pretrained (784, 32) vs classifier"),
+    ],
+)
+def test_bad_data_exits_2_and_keeps_checkpoints(trained, tmp_path, script, case, fragment):
+    before = snapshot(trained)
+    data_dir = tmp_path / "missing" if case == "missing" else _data_dir(tmp_path, case)
+    args = ["--source", "idx", "--data-dir", str(data_dir), *TINY, "--no-progress"]
+    result = run_script(script, *args, "--workdir", str(trained))
+    assert result.returncode == 2, result.stderr
+    assert fragment in result.stderr
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert snapshot(trained) == before
+
+
+def test_input_size_follows_the_data(tmp_path):
+    data_dir = _data_dir(tmp_path, "small-images")
+    args = ["--source", "idx", "--data-dir", str(data_dir), *TINY, "--no-progress"]
+    result = run_script("pretrain", *args, "--epochs", "1", "--workdir", str(tmp_path / "w"))
+    assert result.returncode == 0, result.stderr
+    assert '"num_train": 200' in result.stdout
+
+
+@pytest.mark.parametrize(
+    "extra, fragment",
+    [
+        (["--lr", "0.5"], "holds a run with a different config; pass --overwrite"),
+        (["--epochs", "0"], "epochs must be positive"),
+        (["--batch-size", "0"], "batch size must be positive"),
+        (["--batch-size", "1001"], "exceeds the 1000 training examples"),
+        (["--lr", "0"], "learning rate must be positive"),
+    ],
+)
+def test_bad_flags_exit_2_and_keep_checkpoints(trained, extra, fragment):
+    before = snapshot(trained)
+    result = run_script("pretrain", *REAL, *extra, "--workdir", str(trained))
+    assert result.returncode == 2, result.stderr
+    assert fragment in result.stderr and "Traceback" not in result.stderr
+    assert snapshot(trained) == before
+
+
+def test_unknown_dataset_is_refused_by_the_parser(tmp_path):
+    result = run_script("pretrain", "--dataset", "cifar10", "--workdir", str(tmp_path))
+    assert result.returncode == 2 and "invalid choice: 'cifar10'" in result.stderr
+
+
+def test_overwrite_replaces_a_run_of_another_config(trained, tmp_path):
+    work = tmp_path / "copy"
+    shutil.copytree(trained, work)
+    result = run_script(
+        "pretrain", *REAL, "--lr", "0.002", "--epochs", "1", "--overwrite", "--workdir", str(work)
+    )
+    assert result.returncode == 0, result.stderr
+    assert '"lr": 0.002' in (work / "pretrain" / "config.json").read_text()
+
+
+def test_corrupt_checkpoint_exits_2(trained, tmp_path):
+    work = tmp_path / "copy"
+    shutil.copytree(trained, work)
+    for path in (work / "pretrain" / "checkpoints" / "1" / "state").rglob("*"):
+        if path.is_file():
+            path.write_bytes(b"\0" * 8)
+    result = run_script("pretrain", *REAL, "--epochs", "2", "--workdir", str(work))
+    assert result.returncode == 2, result.stderr
+    assert "cannot be restored" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_finetune_without_pretrain_exits_2(tmp_path):
+    result = run_script("finetune", *REAL, "--workdir", str(tmp_path))
+    assert result.returncode == 2 and "no pretrained checkpoint" in result.stderr
+
+
+def test_diverging_loss_names_the_epoch_and_saves_nothing_bad(tmp_path):
+    result = run_script("pretrain", *REAL, "--lr", "1e30", "--workdir", str(tmp_path))
+    assert result.returncode == 2, result.stderr
+    assert "NaN/Inf in epoch 1" in result.stderr
+    assert not (tmp_path / "pretrain" / "checkpoints" / "1").exists()
+
+
+def test_unwritable_workdir_fails_before_training(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    result = run_script("pretrain", *REAL, "--workdir", str(blocker / "run"))
+    assert result.returncode == 2 and "cannot write to" in result.stderr
+
+
+def test_too_little_disk_space_fails_before_training(tmp_path, monkeypatch, small_fashion):
+    class Usage:
+        free = 1024
+
+    monkeypatch.setattr(workdir.shutil, "disk_usage", lambda path: Usage())
+    from aejax.stages import pretrain
+
+    with pytest.raises(UserError, match="MiB free on the disk"):
+        pretrain(tiny_config("pretrain", tmp_path), small_fashion, progress=False)
+    assert not (tmp_path / "pretrain" / "checkpoints").exists()
