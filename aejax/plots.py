@@ -5,15 +5,22 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")  # files only; never needs a display
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+
+def _pyplot():
+    """matplotlib's pyplot on the file-only Agg backend, imported on first use (it is slow)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
 
 
 def save_curves(history: list[dict[str, Any]], path: str | Path, title: str) -> None:
     """Train/test loss per epoch (and accuracy, when present) as a PNG."""
+    plt = _pyplot()
     epochs = [r["epoch"] for r in history]
     panels = [("loss", "loss")] + (
         [("accuracy", "accuracy")] if "test_accuracy" in history[0] else []
@@ -38,6 +45,7 @@ def save_reconstructions(
     originals: np.ndarray, reconstructions: np.ndarray, path: str | Path, title: str
 ) -> None:
     """Test images (top row) above their reconstructions (bottom row); inputs in [-1, 1]."""
+    plt = _pyplot()
     count = len(originals)
     side = int(round(np.sqrt(originals.shape[1])))
     fig, axes = plt.subplots(2, count, figsize=(1.2 * count, 2.8), squeeze=False)
