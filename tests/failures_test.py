@@ -113,11 +113,6 @@ def test_corrupt_checkpoint_exits_2(trained, tmp_path):
     assert "cannot be restored" in result.stderr and "Traceback" not in result.stderr
 
 
-def test_finetune_without_pretrain_exits_2(tmp_path):
-    result = run_script("finetune", *REAL, "--workdir", str(tmp_path))
-    assert result.returncode == 2 and "no pretrained checkpoint" in result.stderr
-
-
 def test_diverging_loss_names_the_epoch_and_saves_nothing_bad(tmp_path):
     result = run_script("pretrain", *REAL, "--lr", "1e30", "--workdir", str(tmp_path))
     assert result.returncode == 2, result.stderr
