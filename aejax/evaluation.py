@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
-import jax
+from pathlib import Path
 
-from aejax.models import Autoencoder
+import jax
+import jax.numpy as jnp
+
+from aejax import checkpoint
+from aejax.configs import StageConfig
+from aejax.data import load_dataset
+from aejax.errors import CheckpointError
+from aejax.models import Autoencoder, make_autoencoder, make_classifier
 from aejax.train import classification_metrics, make_eval_fn, reconstruction_metrics
 
 
@@ -13,3 +20,26 @@ def evaluate(model, params, images, labels, batch_size: int = 100) -> dict[str, 
     task = reconstruction_metrics if isinstance(model, Autoencoder) else classification_metrics
     eval_fn = jax.jit(make_eval_fn(task(model.apply), len(labels), batch_size))
     return {k: float(v) for k, v in jax.device_get(eval_fn(params, images, labels)).items()}
+
+
+def evaluate_stage(stage_dir: str | Path) -> dict[str, float]:
+    """Evaluate the newest checkpoint of a stage folder on its dataset's test split."""
+    stage_dir = Path(stage_dir)
+    config_path = stage_dir / "config.json"
+    if not config_path.is_file():
+        raise CheckpointError(f"{stage_dir} is not a stage folder (no config.json)")
+    config = StageConfig.from_json(config_path.read_text())
+    epoch = checkpoint.latest_epoch(stage_dir / "checkpoints")
+    if epoch is None:
+        raise CheckpointError(f"no checkpoint in {stage_dir / 'checkpoints'}")
+    data = load_dataset(config.data)
+    if config.stage == "pretrain":
+        model = make_autoencoder(config.model, data.input_dim)
+    else:
+        model = make_classifier(config.model)
+    like = model.init(jax.random.key(0), jnp.zeros((1, data.input_dim)))["params"]
+    params = checkpoint.restore_subtree(stage_dir / "checkpoints", epoch, {"params": like})
+    metrics = evaluate(
+        model, params["params"], data.test_images, data.test_labels, config.train.batch_size
+    )
+    return {"stage": config.stage, "epoch": epoch, "dataset": data.name, **metrics}

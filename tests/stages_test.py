@@ -117,3 +117,14 @@ def test_a_workdir_of_another_config_is_refused_and_left_intact(tmp_path, small_
     with pytest.raises(UserError, match="different config"):
         pretrain(tiny_config("pretrain", tmp_path, epochs=1, lr=0.5), small_fashion, False)
     assert sorted(p.name for p in (tmp_path / "pretrain" / "checkpoints").iterdir()) == before
+
+
+def test_evaluate_script_reproduces_the_final_metrics(pipeline_run):
+    workdir = pipeline_run[0]
+    result = run_script("evaluate", str(workdir / "finetune"))
+    assert result.returncode == 0, result.stderr
+    final = json.loads((workdir / "finetune" / "metrics.json").read_text())
+    evaluated = json.loads(result.stdout)
+    assert evaluated["epoch"] == 3 and evaluated["count"] == 1000
+    assert evaluated["accuracy"] == final["test_accuracy"]
+    assert evaluated["loss"] == pytest.approx(final["test_loss"], rel=1e-6)
