@@ -11,6 +11,13 @@ from aejax.configs import (
 from aejax.data import Dataset, load_dataset, normalize, read_idx
 from aejax.errors import CheckpointError, DataError, EncoderMismatchError, UserError
 from aejax.evaluation import evaluate
+from aejax.interop import (
+    StateDictMismatchError,
+    TorchMissingError,
+    from_torch_state_dict,
+    to_torch_state_dict,
+    torch_adam,
+)
 from aejax.models import (
     Autoencoder,
     Classifier,
@@ -34,11 +41,14 @@ __all__ = [
     "EncoderMismatchError",
     "ModelConfig",
     "StageConfig",
+    "StateDictMismatchError",
+    "TorchMissingError",
     "TrainConfig",
     "UserError",
     "evaluate",
     "finetune",
     "finetune_config",
+    "from_torch_state_dict",
     "load_dataset",
     "load_pretrained_encoder",
     "make_autoencoder",
@@ -47,5 +57,7 @@ __all__ = [
     "pretrain",
     "pretrain_config",
     "read_idx",
+    "to_torch_state_dict",
+    "torch_adam",
     "transplant_encoder",
 ]

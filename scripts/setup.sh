@@ -14,4 +14,8 @@ fi
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
 .venv/bin/python -m pip install -q --disable-pip-version-check -e ".[dev]" 2>&1 | grep -v "^WARNING: Location" || true
+# PyTorch for the parity tests and the benchmark smoke test: a pinned CPU build (unpinned, pip may
+# pull a multi-GB CUDA build). torchvision is left out: benchmarks/README.md sets up its own venv.
+.venv/bin/python -m pip install -q --disable-pip-version-check "torch==2.13.0" 2>&1 | grep -v "^WARNING: Location" || true
+.venv/bin/python -c "import torch" || { echo "error: torch==2.13.0 did not install; the parity tests need it" >&2; exit 1; }
 .venv/bin/python -c "import aejax" # fail here, not later, if the install did not work

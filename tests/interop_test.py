@@ -1,0 +1,204 @@
+"""PyTorch interop: state_dict conversion and numerical parity with the reference PyTorch models.
+
+Adam details that had to match: the same defaults (b1=0.9, b2=0.999, eps=1e-8, no weight decay);
+eps added *outside* the square root, ``lr * m_hat / (sqrt(v_hat) + eps)`` (optax's ``eps_root``
+stays 0: it would put eps inside); both moments bias-corrected, the first step counted as t=1; and
+the bias corrections computed precisely. optax.adam evaluates ``1 - 0.999**t`` in float32 (~1e-5
+relative error; PyTorch uses doubles), and over 50 steps that alone grows to ~3e-4 relative loss
+and ~5e-3 param differences, so the parity runs use `aejax.torch_adam`. The losses must reduce
+alike too: ``nn.MSELoss`` averages every element, i.e. examples of aejax's per-example mean.
+"""
+
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from aejax import (
+    CheckpointError,
+    ModelConfig,
+    TorchMissingError,
+    UserError,
+    from_torch_state_dict,
+    make_autoencoder,
+    make_classifier,
+    normalize,
+    to_torch_state_dict,
+    torch_adam,
+)
+from aejax.interop import StateDictMismatchError
+from aejax.train import classification_metrics, create_state, make_epoch_fn, reconstruction_metrics
+from conftest import REPO
+
+torch = pytest.importorskip("torch", reason="PyTorch parity needs pip install 'aejax[torch]'")
+torch.set_num_threads(1)  # tiny batches; extra threads only contend with XLA's on 2 cores
+sys.path.insert(0, str(REPO / "benchmarks"))
+import torch_reference as ref  # noqa: E402
+
+STEPS, BATCH = 50, 100
+
+
+def torch_models(seed=0):
+    torch.manual_seed(seed)
+    autoencoder = ref.Autoencoder()
+    return autoencoder, ref.Classifier(autoencoder.encoder)
+
+
+def max_abs_diff(params_a, params_b) -> float:
+    diffs = jax.tree.map(lambda a, b: float(jnp.max(jnp.abs(a - b))), params_a, params_b)
+    return max(jax.tree.leaves(diffs))
+
+
+@pytest.fixture(scope="module")
+def images(fashion):
+    return fashion.train_images[: STEPS * BATCH], fashion.train_labels[: STEPS * BATCH]
+
+
+@pytest.mark.parametrize("kind", ["autoencoder", "classifier"])
+def test_same_weights_give_same_outputs(kind, images):
+    autoencoder, classifier = torch_models()
+    net = autoencoder if kind == "autoencoder" else classifier
+    model = (
+        make_autoencoder(ModelConfig(), 784)
+        if kind == "autoencoder"
+        else make_classifier(ModelConfig())
+    )
+    x = normalize(jnp.asarray(images[0][:BATCH]))
+    params = from_torch_state_dict(net.state_dict(), kind)
+    ours = model.apply({"params": params}, x)
+    with torch.no_grad():
+        theirs = net(torch.from_numpy(np.array(x))).numpy()
+    assert ours.shape == theirs.shape == (BATCH, 784 if kind == "autoencoder" else 10)
+    assert np.max(np.abs(np.asarray(ours) - theirs)) <= 1e-5
+
+
+@pytest.mark.parametrize("kind", ["autoencoder", "classifier"])
+def test_fifty_adam_steps_match_pytorch(kind, images):
+    """Same initial weights and batches: aejax's epoch program and the PyTorch loop agree."""
+    autoencoder, classifier = torch_models(seed=1)
+    net = autoencoder if kind == "autoencoder" else classifier
+    if kind == "autoencoder":
+        model, metrics_fn = make_autoencoder(ModelConfig(), 784), reconstruction_metrics
+        loss_fn, target = torch.nn.MSELoss(), "input"
+    else:
+        model, metrics_fn = make_classifier(ModelConfig()), classification_metrics
+        loss_fn, target = torch.nn.CrossEntropyLoss(), "label"
+    state = create_state(model, 784, torch_adam(1e-3), jax.random.key(0))
+    state = state.replace(
+        params=from_torch_state_dict(net.state_dict(), kind, expected=state.params)
+    )
+    state = state.replace(opt_state=state.tx.init(state.params))
+    # An "epoch" of exactly one batch: its internal shuffle only reorders that batch, so the
+    # library's compiled epoch program performs one Adam step on the batch we choose.
+    epoch = jax.jit(make_epoch_fn(metrics_fn(model.apply), BATCH, BATCH), donate_argnums=0)
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
+    ours, theirs = [], []
+    for step in range(STEPS):
+        x_u8 = images[0][step * BATCH : (step + 1) * BATCH]
+        y = images[1][step * BATCH : (step + 1) * BATCH]
+        state, metrics = epoch(state, jnp.asarray(x_u8), jnp.asarray(y), jax.random.key(step))
+        ours.append(float(metrics["loss"][0]))
+        batch = [(ref.normalize(x_u8), torch.from_numpy(y).long())]
+        theirs.append(ref.train_epoch(net, optimizer, loss_fn, batch, target))
+    ours, theirs = np.array(ours), np.array(theirs)
+    assert ours[-1] < 0.8 * ours[0]  # it learned, so the comparison is not of constants
+    assert np.max(np.abs(ours - theirs) / np.abs(theirs)) <= 1e-4
+    assert max_abs_diff(state.params, from_torch_state_dict(net.state_dict(), kind)) <= 1e-4
+
+
+def test_torch_adam_matches_torch_optim_adam_where_optax_adam_drifts():
+    """Identical gradients into three optimisers: only optax.adam's bias correction differs."""
+    grads = np.random.default_rng(0).normal(size=(STEPS, 1000)).astype(np.float32)
+    param = torch.zeros(1000, requires_grad=True)
+    optimizer = torch.optim.Adam([param], lr=1e-3)
+    ours = {"torch_adam": torch_adam(1e-3), "optax.adam": optax.adam(1e-3)}
+    params = {name: jnp.zeros(1000) for name in ours}
+    states = {name: tx.init(params[name]) for name, tx in ours.items()}
+    worst = dict.fromkeys(ours, 0.0)
+    for grad in grads:
+        param.grad = torch.from_numpy(grad.copy())
+        optimizer.step()
+        for name, tx in ours.items():
+            updates, states[name] = tx.update(jnp.asarray(grad), states[name])
+            params[name] = optax.apply_updates(params[name], updates)
+            gap = np.max(np.abs(np.asarray(params[name]) - param.detach().numpy()))
+            worst[name] = max(worst[name], float(gap))
+    assert worst["torch_adam"] <= 1e-8  # a few float32 ulps of values up to ~0.05
+    assert worst["optax.adam"] > 10 * worst["torch_adam"]
+    # Same state layout as optax.adam: TrainStates and checkpoints of either fit the other.
+    plain = optax.adam(1e-3).init(params["torch_adam"])
+    assert jax.tree.structure(states["torch_adam"]) == jax.tree.structure(plain)
+
+
+@pytest.mark.parametrize("kind", ["autoencoder", "classifier"])
+def test_round_trip_is_exact(kind):
+    autoencoder, classifier = torch_models(seed=2)
+    original = (autoencoder if kind == "autoencoder" else classifier).state_dict()
+    back = to_torch_state_dict(from_torch_state_dict(original, kind), kind)
+    assert list(back) == list(original)
+    for key, tensor in original.items():
+        assert back[key].dtype == tensor.dtype and torch.equal(back[key], tensor), key
+
+
+def test_params_map_to_the_reference_layout():
+    autoencoder, _ = torch_models()
+    params = from_torch_state_dict(autoencoder.state_dict(), "autoencoder")
+    expected = make_autoencoder(ModelConfig(), 784).init(jax.random.key(0), jnp.zeros((1, 784)))
+    assert jax.tree.map(jnp.shape, params) == jax.tree.map(jnp.shape, expected["params"])
+    kernel = np.asarray(params["decoder"]["output"]["kernel"])
+    np.testing.assert_array_equal(kernel, autoencoder.decoder[2].weight.detach().numpy().T)
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch.compile's own imports warn
+def test_compiled_module_prefix_is_accepted():
+    autoencoder, _ = torch_models()
+    compiled = torch.compile(autoencoder)  # state_dict keys gain "_orig_mod."; nothing compiles
+    assert next(iter(compiled.state_dict())).startswith("_orig_mod.")
+    params = from_torch_state_dict(compiled.state_dict(), "autoencoder")
+    plain = from_torch_state_dict(autoencoder.state_dict(), "autoencoder")
+    assert max_abs_diff(params, plain) == 0.0
+
+
+def test_missing_and_unexpected_keys_are_named():
+    autoencoder, classifier = torch_models()
+    state_dict = dict(autoencoder.state_dict())
+    state_dict.pop("decoder.2.bias")
+    state_dict["decoder.4.weight"] = torch.zeros(3)
+    with pytest.raises(StateDictMismatchError, match=r"decoder\.2\.bias.*decoder\.4\.weight"):
+        from_torch_state_dict(state_dict, "autoencoder")
+    with pytest.raises(StateDictMismatchError, match="fc.weight"):
+        from_torch_state_dict(autoencoder.state_dict(), "classifier")
+    with pytest.raises(UserError, match="model must be one of"):
+        from_torch_state_dict(classifier.state_dict(), "resnet")
+
+
+def test_shape_mismatch_is_a_checkpoint_error_naming_the_layer():
+    torch.manual_seed(0)
+    narrow = ref.Autoencoder(hidden=32)
+    expected = make_autoencoder(ModelConfig(), 784).init(jax.random.key(0), jnp.zeros((1, 784)))
+    with pytest.raises(CheckpointError, match=r"encoder/hidden/kernel is \(784, 32\)"):
+        from_torch_state_dict(narrow.state_dict(), "autoencoder", expected=expected["params"])
+    broken = dict(narrow.state_dict())
+    broken["encoder.2.weight"] = torch.zeros(64, 50)  # takes 50 inputs after a 32-wide layer
+    broken["encoder.2.bias"] = torch.zeros(64)
+    with pytest.raises(StateDictMismatchError, match="takes 50 inputs"):
+        from_torch_state_dict(broken, "autoencoder")
+
+
+def test_to_torch_rejects_params_of_the_other_model():
+    params = make_autoencoder(ModelConfig(), 784).init(jax.random.key(0), jnp.zeros((1, 784)))
+    with pytest.raises(StateDictMismatchError, match="head/kernel missing"):
+        to_torch_state_dict(params["params"], "classifier")
+
+
+def test_numpy_state_dicts_need_no_torch_but_export_does(monkeypatch):
+    autoencoder, _ = torch_models()
+    arrays = {k: v.numpy() for k, v in autoencoder.state_dict().items()}
+    monkeypatch.setitem(sys.modules, "torch", None)  # as if PyTorch were not installed
+    params = from_torch_state_dict(arrays, "autoencoder")
+    np.testing.assert_array_equal(params["encoder"]["latent"]["bias"], arrays["encoder.2.bias"])
+    with pytest.raises(TorchMissingError, match=r"pip install 'aejax\[torch\]'"):
+        to_torch_state_dict(params, "autoencoder")
