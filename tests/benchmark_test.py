@@ -1,0 +1,165 @@
+"""The JAX-vs-PyTorch benchmark: FLOP counts, report arithmetic, and a tiny end-to-end run.
+
+The end-to-end run is a smoke test of the code path, not a timing: it checks that every contender
+whose packages import here trains to sensible accuracy and that the files it writes agree.
+"""
+
+import gzip
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import FASHION_DIR, REPO
+
+sys.path.insert(0, str(REPO / "benchmarks"))
+import compare_torch  # noqa: E402
+import machine  # noqa: E402
+import report  # noqa: E402
+
+
+def can_import(*modules: str) -> bool:
+    probe = subprocess.run([sys.executable, "-c", f"import {', '.join(modules)}"])
+    return probe.returncode == 0
+
+
+def test_autoencoder_epoch_flops_count_forward_and_backward():
+    # Forward 2*in*out per layer, weight gradient the same, input gradient the same except for
+    # the first layer: 784-128-64-128-784 gives 1,101,824 FLOPs per example, 66.1 GFLOP/epoch.
+    assert machine.ae_train_flops_per_example([(3, 2)]) == 2 * 6 * 2
+    assert machine.ae_train_flops_per_example([(3, 2), (2, 5)]) == (12 + 20) * 2 + 20
+    assert machine.ae_train_flops_per_example(machine.dense_layers()) == 1_101_824
+    assert machine.ae_epoch_flops(60_000) == 66_109_440_000
+
+
+def test_rounds_alternate_and_rotate():
+    order = compare_torch.rounds(["aejax", "eager", "compiled"], seeds=3)
+    assert order[:3] == [("aejax", 0), ("eager", 0), ("compiled", 0)]
+    assert [c for c, s in order if s == 1] == ["eager", "compiled", "aejax"]
+    assert [c for c, s in order if s == 2] == ["compiled", "aejax", "eager"]
+
+
+def fake_run(contender, seed, epochs, accuracy, wall, compile_s=None):
+    stage = {"epoch_seconds": epochs, "test": {"loss": 0.1 + seed / 100}}
+    if compile_s is not None:
+        stage["compile_s"] = compile_s
+    result = {
+        "pretrain": stage,
+        "finetune": {**stage, "test": {"loss": 0.5, "accuracy": accuracy}},
+        "num_train": 60_000,
+        "num_test": 10_000,
+        "peak_rss_mib": 500.0 + seed,
+        "children_peak_rss_mib": 0.0,
+    }
+    return {"contender": contender, "seed": seed, "wall_s": wall, "result": result}
+
+
+def test_summary_ratios_and_table():
+    runs = [
+        fake_run("aejax", 0, [9.0, 1.0, 2.0], 0.80, 30.0, compile_s=3.0),
+        fake_run("aejax", 1, [9.0, 3.0, 1.0], 0.82, 40.0, compile_s=3.0),
+        fake_run("eager", 0, [8.0, 4.0, 4.0], 0.81, 60.0),
+        fake_run("eager", 1, [8.0, 4.0, 6.0], 0.81, 80.0),
+    ]
+    summary = report.summarize(runs, ae_epoch_flops=66e9, peak_gflops=200.0)
+    ours, theirs = summary["aejax"], summary["eager"]
+    assert ours["pretrain_s_per_epoch"] == 1.5  # median of 1, 2, 3, 1: first epochs left out
+    assert ours["pretrain_first_epoch_s"] == 12.0  # compile + first epoch
+    assert theirs["pretrain_first_epoch_s"] == 8.0
+    assert ours["pretrain_examples_per_s"] == 40_000
+    assert ours["ae_gflops"] == pytest.approx(44.0)
+    assert ours["ae_fraction_of_peak"] == pytest.approx(0.22)
+    assert ours["wall_s"] == 35.0 and ours["peak_rss_mib"] == 501.0
+    assert ours["test_accuracy"][0] == pytest.approx(0.81)
+    assert ours["test_accuracy"][1] == pytest.approx(np.std([0.80, 0.82], ddof=1))
+    assert theirs["test_accuracy"] == (pytest.approx(0.81), 0.0)
+    ratio = report.ratios(summary)["eager"]
+    assert ratio["pretrain_epoch_speedup"] == pytest.approx(4.0 / 1.5)
+    assert ratio["wall_speedup"] == pytest.approx(70.0 / 35.0)
+    assert ratio["accuracy_difference"] == pytest.approx(0.0)
+
+
+def test_markdown_names_each_contender_and_the_skipped_ones():
+    runs = [fake_run("aejax", 0, [2.0, 1.0], 0.8, 10.0), fake_run("eager", 0, [4.0, 3.0], 0.8, 20)]
+    summary = report.summarize(runs, 66e9, 200.0)
+    text = report.markdown(
+        {
+            "settings": {
+                "dataset": "fashion_mnist",
+                "num_train": 60000,
+                "num_test": 10000,
+                "epochs": 2,
+                "seeds": [0],
+            },
+            "machine_line": "2 cores of AMD EPYC",
+            "peak": {"gflops": 200.0, "size": 2048},
+            "ae_epoch_gflop": 66.1,
+            "summary": summary,
+            "ratios": report.ratios(summary),
+            "skipped": {"as_written": "no torchvision"},
+            "command": "python benchmarks/compare_torch.py",
+        }
+    )
+    assert "| aejax (JAX) | 1.000 | 2.00 | 60,000 |" in text
+    assert "| PyTorch eager, preloaded | 3.0× |" in text
+    assert "Skipped PyTorch as written (torchvision + DataLoader): no torchvision" in text
+
+
+def test_pytorch_side_reads_the_same_data_as_aejax(small_fashion):
+    pytest.importorskip("torch")
+    import torch_reference
+
+    data = torch_reference.load_arrays("fashion_mnist", FASHION_DIR, 3000, 1000)
+    np.testing.assert_array_equal(data.train_images, small_fashion.train_images)
+    np.testing.assert_array_equal(data.test_labels, small_fashion.test_labels)
+    x = torch_reference.normalize(data.train_images[:5]).numpy()
+    assert x.min() == -1.0 and x.max() == 1.0 and x.dtype == np.float32
+
+
+def test_torchvision_root_is_a_decompressed_copy(tmp_path):
+    pytest.importorskip("torch")
+    import torch_reference
+
+    root = torch_reference.torchvision_root("fashion_mnist", FASHION_DIR, tmp_path)
+    raw = root / "FashionMNIST" / "raw"
+    labels = gzip.decompress((FASHION_DIR / "t10k-labels-idx1-ubyte.gz").read_bytes())
+    assert (raw / "t10k-labels-idx1-ubyte").read_bytes() == labels
+    assert sorted(p.name for p in raw.iterdir()) == sorted(torch_reference.IDX_FILES)
+    # Already laid out for torchvision: used in place, nothing copied.
+    assert torch_reference.torchvision_root("fashion_mnist", root, tmp_path / "other") == root
+
+
+def test_benchmark_runs_end_to_end_on_a_tiny_subset(tmp_path):
+    command = [
+        sys.executable, str(REPO / "benchmarks" / "compare_torch.py"),
+        "--data-dir", str(FASHION_DIR), "--train-limit", "1000", "--test-limit", "200",
+        "--epochs", "2", "--torch-threads", "1", "--peak-size", "512",
+        "--out-dir", str(tmp_path), "--workdir", str(tmp_path / "work"), "--name", "smoke",
+    ]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, timeout=900, cwd=REPO)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    results = json.loads((tmp_path / "smoke.json").read_text())
+    expected = {"aejax"} | ({"eager", "compiled"} if can_import("torch") else set())
+    if can_import("torch", "torchvision"):
+        expected.add("as_written")
+    else:
+        assert "torchvision" in results["skipped"]["as_written"]
+    summary = results["summary"]
+    assert set(summary) == expected and not results["failed"]
+    assert results["settings"]["num_train"] == 1000 and results["settings"]["num_test"] == 200
+    assert results["peak"]["gflops"] > 0
+    for name, row in summary.items():
+        assert 0.45 < row["test_accuracy"][0] <= 1.0, name  # chance is 0.1
+        assert 0.0 < row["test_mse"][0] < 0.4, name  # an untrained autoencoder gives ~0.69
+        assert row["pretrain_examples_per_s"] == pytest.approx(1000 / row["pretrain_s_per_epoch"])
+        assert row["wall_s"] > row["pretrain_s_per_epoch"] + row["finetune_s_per_epoch"]
+        assert row["peak_rss_mib"] > 50
+    for name, ratio in results["ratios"].items():
+        speedup = summary[name]["pretrain_s_per_epoch"] / summary["aejax"]["pretrain_s_per_epoch"]
+        assert ratio["pretrain_epoch_speedup"] == pytest.approx(speedup)
+        assert abs(ratio["accuracy_difference"]) < 0.2  # same model, data and epochs
+    table = (tmp_path / "smoke.md").read_text()
+    for name in summary:
+        assert f"| {report.LABELS[name]} |" in table
