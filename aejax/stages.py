@@ -21,18 +21,19 @@ import numpy as np
 import optax
 from tqdm.auto import tqdm
 
-from aejax import checkpoint, plots
+from aejax import checkpoint, early_stopping, objectives, plots
 from aejax.configs import StageConfig
 from aejax.data import Dataset, load_dataset, normalize
 from aejax.errors import CheckpointError, UserError
 from aejax.models import make_autoencoder, make_classifier
+from aejax.optim import make_optimizer
+from aejax.splits import hold_out
 from aejax.train import (
     EpochRecord,
     TrainState,
     classification_metrics,
     compile_stage,
     create_state,
-    reconstruction_metrics,
     run_epoch,
     steady_state_seconds,
 )
@@ -53,13 +54,15 @@ class StageResult:
 def pretrain(
     config: StageConfig, data: Dataset | None = None, progress: bool = True
 ) -> StageResult:
-    """Train the autoencoder (MSE reconstruction), resuming from WORKDIR/pretrain if possible."""
+    """Train the autoencoder (MSE or BCE, optionally denoising), resuming if possible."""
     _require_stage(config, "pretrain")
     data = data if data is not None else load_dataset(config.data)
-    model = make_autoencoder(config.model, data.input_dim)
+    logits = objectives.uses_logits(config.objective)
+    model = make_autoencoder(config.model, data.input_dim, logits=logits)
     tx = optax.adam(config.train.lr)
     state = create_state(model, data.input_dim, tx, _key(config, INIT_STREAM))
-    result = _run_stage(config, data, state, reconstruction_metrics(model.apply), progress)
+    metrics_fn = objectives.reconstruction_metrics(model.apply, config.objective)
+    result = _run_stage(config, data, state, metrics_fn, progress)
     _save_reconstruction_figure(config, model, result.state.params, data)
     return result
 
@@ -67,7 +70,7 @@ def pretrain(
 def finetune(
     config: StageConfig, data: Dataset | None = None, progress: bool = True
 ) -> StageResult:
-    """Train encoder + Dense head with cross-entropy, starting from the pretrained encoder."""
+    """Train encoder + Dense head with cross-entropy, from the pretrained encoder or scratch."""
     _require_stage(config, "finetune")
     data = data if data is not None else load_dataset(config.data)
     if data.num_classes > config.model.num_classes:
@@ -76,14 +79,19 @@ def finetune(
             f"{config.model.num_classes}; pass --num-classes {data.num_classes}"
         )
     model = make_classifier(config.model)
-    tx = optax.adam(config.train.lr)
+    tx = make_optimizer(config.train.lr, config.finetune)
     fresh = create_state(model, data.input_dim, tx, _key(config, INIT_STREAM))
     checkpoints_dir = config.stage_dir / "checkpoints"
-    if checkpoint.latest_epoch(checkpoints_dir) is None:  # a resume needs no pretrained encoder
+    pretrained = config.finetune.encoder == "pretrained"
+    if pretrained and checkpoint.latest_epoch(checkpoints_dir) is None:  # resumes need none
         encoder = load_pretrained_encoder(config.encoder_source_dir, fresh.params)
         fresh = fresh.replace(params=transplant_encoder(fresh.params, encoder))
         fresh = fresh.replace(opt_state=tx.init(fresh.params))
-    return _run_stage(config, data, fresh, classification_metrics(model.apply), progress)
+    val_arrays = None
+    if config.finetune.val_split:
+        data, val_arrays = hold_out(data, config.finetune.val_split, config.train.seed)
+    metrics_fn = classification_metrics(model.apply)
+    return _run_stage(config, data, fresh, metrics_fn, progress, val_arrays)
 
 
 def load_pretrained_encoder(pretrain_dir: str | Path, classifier_params) -> Any:
@@ -108,8 +116,14 @@ def load_pretrained_encoder(pretrain_dir: str | Path, classifier_params) -> Any:
     return checkpoint.restore_subtree(checkpoints_dir, epoch, target)["params"][ENCODER]
 
 
-def _run_stage(config: StageConfig, data: Dataset, state, metrics_fn, progress: bool):
-    """Resume or start, train the remaining epochs with a checkpoint each, write all outputs."""
+def _run_stage(
+    config: StageConfig, data: Dataset, state, metrics_fn, progress: bool, val_arrays=None
+):
+    """Resume or start, train the remaining epochs with a checkpoint each, write all outputs.
+
+    With `val_arrays`, every epoch is also scored on them; training stops early after
+    ``config.finetune.patience`` epochs without improvement and the best epoch is restored.
+    """
     started = time.perf_counter()
     if config.train.batch_size > len(data.train_labels):
         raise UserError(
@@ -120,8 +134,13 @@ def _run_stage(config: StageConfig, data: Dataset, state, metrics_fn, progress: 
     # The dataset goes to the device once; every epoch gathers its batches there.
     train_arrays = (jax.device_put(data.train_images), jax.device_put(data.train_labels))
     test_arrays = (jax.device_put(data.test_images), jax.device_put(data.test_labels))
+    validator = None
+    if val_arrays is not None:
+        validator = early_stopping.Validator(
+            metrics_fn, state.params, val_arrays, config.train.batch_size
+        )
     with checkpoint.StageCheckpoints(
-        stage_dir / "checkpoints", config.train.keep_checkpoints
+        stage_dir / "checkpoints", config.train.keep_checkpoints, track_best=bool(validator)
     ) as ckpt:
         state, history = _resume(ckpt, state)
         first_epoch = len(history)
@@ -143,22 +162,30 @@ def _run_stage(config: StageConfig, data: Dataset, state, metrics_fn, progress: 
             dynamic_ncols=True,
         )
         for epoch in range(first_epoch, config.train.epochs):
+            if early_stopping.should_stop(history, config.finetune.patience):
+                break
             key = _epoch_key(config, epoch)
             state, record, step_losses = run_epoch(
                 compiled, state, train_arrays, test_arrays, key, epoch + 1
             )
             records.append(record)
-            history.append(record.as_dict())
-            ckpt.save(epoch + 1, state, {"history": history, "config": config.to_dict()})
+            history.append({**record.as_dict(), **(validator(state.params) if validator else {})})
+            score = early_stopping.score(history[-1]) if validator else None
+            meta = {"history": history, "config": config.to_dict()}
+            ckpt.save(epoch + 1, state, meta, score=score)
             _write_jsonl(stage_dir / "metrics.jsonl", history)
             bar.set_postfix(loss=f"{record.train['loss']:.4f}")
             bar.update(1)
             if progress:
                 tqdm.write(_summary_line(config, record, step_losses))
         bar.close()
+        if validator and history:
+            state, best = early_stopping.restore_best(ckpt, state, compiled.evaluate, test_arrays)
     if not history:
         raise UserError(f"{stage_dir} trained no epoch")
     metrics = _final_metrics(config, data, history, records, compiled.compile_s, started)
+    if validator:
+        metrics.update(best, num_val=len(val_arrays[1]))
     _write_json(stage_dir / "metrics.json", metrics)
     plots.save_curves(history, stage_dir / "curves.png", f"{config.stage}: {data.name}")
     return StageResult(state, history, metrics)
@@ -231,7 +258,7 @@ def _final_metrics(config, data, history, records, compile_s, started) -> dict[s
         "backend": jax.default_backend(),
     }
     if config.stage == "pretrain":
-        metrics["test_mse"] = last["test_loss"]
+        metrics[f"test_{config.objective.loss}"] = last["test_loss"]
     else:
         metrics["test_accuracy"] = last["test_accuracy"]
     return metrics
@@ -248,7 +275,7 @@ def _summary_line(config: StageConfig, record: EpochRecord, step_losses: np.ndar
 
 def _save_reconstruction_figure(config: StageConfig, model, params, data: Dataset, count: int = 10):
     originals = normalize(jnp.asarray(data.test_images[:count]))
-    reconstructions = model.apply({"params": params}, originals)
+    reconstructions = objectives.reconstruct(model.apply, params, originals, config.objective)
     plots.save_reconstructions(
         np.asarray(originals),
         np.asarray(reconstructions),
