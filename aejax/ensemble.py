@@ -61,11 +61,21 @@ def compile_run(metrics_fn: MetricsFn, states, images, labels, keys, indices, ba
     return jax.jit(vmapped, donate_argnums=0).lower(states, images, labels, keys, indices).compile()
 
 
+def make_evaluator(metrics_fn: MetricsFn, num_examples: int, batch_size: int = 1000):
+    """``evaluate(stacked_params, images, labels) -> per-seed metrics`` (NumPy), jitted once."""
+    eval_fn = make_eval_fn(metrics_fn, num_examples, batch_size)
+    jitted = jax.jit(jax.vmap(eval_fn, in_axes=(0, None, None)))
+
+    def evaluate(params, images, labels):
+        values = jax.device_get(jitted(params, images, labels))
+        return {k: np.asarray(v) for k, v in values.items()}
+
+    return evaluate
+
+
 def evaluate_all(metrics_fn: MetricsFn, params, images, labels, batch_size: int = 1000):
     """Per-seed mean metrics on one split (every example counted once), as NumPy arrays."""
-    eval_fn = make_eval_fn(metrics_fn, len(labels), batch_size)
-    values = jax.jit(jax.vmap(eval_fn, in_axes=(0, None, None)))(params, images, labels)
-    return {k: np.asarray(v) for k, v in jax.device_get(values).items()}
+    return make_evaluator(metrics_fn, len(labels), batch_size)(params, images, labels)
 
 
 def seed_keys(seeds, stream: int):

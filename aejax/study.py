@@ -126,10 +126,11 @@ def classifier_states(config: StudyConfig, method: FinetuneConfig, init_params, 
     return model, ensemble.make_states(model.apply, params, make_optimizer(config.lr, method))
 
 
-def finetune_cell(config: StudyConfig, arrays, start, seeds, indices, method) -> np.ndarray:
-    """Test accuracy per seed of one (budget, method) cell, all seeds in one program.
+def finetune_cell(config: StudyConfig, arrays, start, seeds, indices, method, evaluate):
+    """Test and last-epoch train accuracy per seed of one (budget, method) cell, in one program.
 
-    `start` is ``(classifier init params, pretrained encoders)``, both stacked per seed.
+    `start` is ``(classifier init params, pretrained encoders)``, both stacked per seed;
+    `evaluate` is the (shared, compiled once) per-seed test evaluation.
     """
     (images, labels), (test_images, test_labels) = arrays
     model, states = classifier_states(config, method, *start)
@@ -138,8 +139,9 @@ def finetune_cell(config: StudyConfig, arrays, start, seeds, indices, method) ->
     batch = min(config.batch_size, indices.shape[1])
     epochs = epochs_for(indices.shape[1], config)
     run = ensemble.compile_run(metrics_fn, states, images, labels, keys, indices, batch, epochs)
-    states, _ = run(states, images, labels, keys, indices)
-    return ensemble.evaluate_all(metrics_fn, states.params, test_images, test_labels)["accuracy"]
+    states, per_epoch = run(states, images, labels, keys, indices)
+    train_accuracy = np.asarray(per_epoch["accuracy"])[:, -1]
+    return evaluate(states.params, test_images, test_labels)["accuracy"], train_accuracy
 
 
 def run_study(config: StudyConfig, data: Dataset | None = None, progress: bool = True) -> dict:
@@ -153,6 +155,7 @@ def run_study(config: StudyConfig, data: Dataset | None = None, progress: bool =
     )
     encoders, test_mse = pretrain_encoders(config, arrays, seeds)
     model = make_classifier(config.model)
+    evaluate = ensemble.make_evaluator(classification_metrics(model.apply), len(data.test_labels))
     start = (
         ensemble.init_params(model, data.input_dim, ensemble.seed_keys(seeds, CLF_INIT)),
         encoders,
@@ -162,8 +165,8 @@ def run_study(config: StudyConfig, data: Dataset | None = None, progress: bool =
     for budget, name in tqdm(pairs, desc="label budget", disable=not progress):
         indices = jnp.asarray(budget_indices(data.train_labels, budget, seeds))
         method = config.methods()[name]
-        accuracy = finetune_cell(config, arrays, start, seeds, indices, method)
-        cells.append(_cell(budget, name, indices.shape[1], config, accuracy))
+        accuracy, train = finetune_cell(config, arrays, start, seeds, indices, method, evaluate)
+        cells.append(_cell(budget, name, indices.shape[1], config, accuracy, train))
     timing = measure_speedup(config, arrays) if config.timing_seeds else None
     return {
         "dataset": data.name,
@@ -215,7 +218,7 @@ def measure_speedup(config: StudyConfig, arrays) -> dict:
     }
 
 
-def _cell(budget, method, num_labels, config, accuracy) -> dict:
+def _cell(budget, method, num_labels, config, accuracy, train_accuracy) -> dict:
     return {
         "labels": ALL if budget is None else budget,
         "num_labels": int(num_labels),
@@ -224,6 +227,7 @@ def _cell(budget, method, num_labels, config, accuracy) -> dict:
         "accuracy": [float(a) for a in accuracy],
         "mean": float(np.mean(accuracy)),
         "std": float(np.std(accuracy, ddof=1)) if len(accuracy) > 1 else 0.0,
+        "train_accuracy": [float(a) for a in train_accuracy],
     }
 
 

@@ -24,7 +24,7 @@ def markdown_table(result: dict[str, Any]) -> str:
         lines.append(f"| {budget} | " + " | ".join(values) + " |")
     seeds = len(cells[0]["accuracy"])
     lines.append("")
-    lines.append(f"Test accuracy (%) on {result['dataset']}, mean ± std over {seeds} seeds.")
+    lines.append(f"Test accuracy (%) on {result['dataset']}, mean ± sample std over {seeds} seeds.")
     timing = result.get("timing")
     if timing:
         lines.append(

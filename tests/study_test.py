@@ -37,6 +37,7 @@ def test_study_runs_every_cell_and_writes_its_outputs(tmp_path, small_fashion):
     assert [c["num_labels"] for c in cells[::4]] == [20, 3000]
     for cell in cells:
         assert len(cell["accuracy"]) == 2 and all(0.0 <= a <= 1.0 for a in cell["accuracy"])
+        assert len(cell["train_accuracy"]) == 2
     full_data = [c for c in cells if c["labels"] == "all"]
     assert max(c["mean"] for c in full_data) > 0.5  # 3000 labels: far above chance (0.1)
     assert result["timing"]["seeds"] == 2 and result["timing"]["vmapped_s"] > 0
