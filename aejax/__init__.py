@@ -10,7 +10,7 @@ from aejax.configs import (
 )
 from aejax.data import Dataset, load_dataset, normalize, read_idx
 from aejax.errors import CheckpointError, DataError, EncoderMismatchError, UserError
-from aejax.evaluation import evaluate
+from aejax.evaluation import evaluate, evaluate_stage
 from aejax.interop import (
     StateDictMismatchError,
     TorchMissingError,
@@ -46,6 +46,7 @@ __all__ = [
     "TrainConfig",
     "UserError",
     "evaluate",
+    "evaluate_stage",
     "finetune",
     "finetune_config",
     "from_torch_state_dict",

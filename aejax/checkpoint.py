@@ -23,15 +23,39 @@ def abstract_like(tree):
     return jax.tree.map(ocp.utils.to_shape_dtype_struct, tree)
 
 
-class StageCheckpoints:
-    """The checkpoints of one training stage, in ``directory/<epoch>/{state,meta}``."""
+def _rank(metrics: dict[str, Any]) -> tuple[float, int]:
+    """Higher score is better; on a tie the earlier epoch wins (it is what "improved" means)."""
+    return metrics["score"], -metrics["epoch"]
 
-    def __init__(self, directory: str | Path, keep: int = 3):
+
+class StageCheckpoints:
+    """The checkpoints of one training stage, in ``directory/<epoch>/{state,meta}``.
+
+    With ``track_best=True`` each save carries a score and, beside the newest `keep`, Orbax also
+    keeps the best-scoring checkpoint (`BestN`), so early stopping can restore it after the run.
+    """
+
+    def __init__(self, directory: str | Path, keep: int = 3, track_best: bool = False):
         self.directory = Path(directory).absolute()
-        # Leftovers of a save that was killed are removed when the manager opens.
-        options = ocp.CheckpointManagerOptions(
-            max_to_keep=keep, create=True, cleanup_tmp_directories=True
-        )
+        if track_best:
+            policy = ocp.checkpoint_managers.AnyPreservationPolicy(
+                [
+                    ocp.checkpoint_managers.LatestN(n=keep),
+                    ocp.checkpoint_managers.BestN(get_metric_fn=_rank, n=1),
+                ]
+            )
+            options = ocp.CheckpointManagerOptions(
+                create=True,
+                best_fn=_rank,
+                best_mode="max",
+                preservation_policy=policy,
+                cleanup_tmp_directories=True,
+            )
+        else:
+            # Leftovers of a save that was killed are removed when the manager opens.
+            options = ocp.CheckpointManagerOptions(
+                max_to_keep=keep, create=True, cleanup_tmp_directories=True
+            )
         self._manager = ocp.CheckpointManager(self.directory, options=options)
 
     def __enter__(self) -> StageCheckpoints:
@@ -48,12 +72,20 @@ class StageCheckpoints:
         """The newest fully committed epoch, or None when there is none."""
         return self._manager.latest_step()
 
-    def save(self, epoch: int, state: Any, meta: dict[str, Any]) -> None:
+    def best_epoch(self) -> int | None:
+        """The epoch with the best score (with ``track_best``), else the newest one."""
+        self._manager.wait_until_finished()  # saves are asynchronous
+        return self._manager.best_step()
+
+    def save(
+        self, epoch: int, state: Any, meta: dict[str, Any], score: float | None = None
+    ) -> None:
         """Save the train state and JSON metadata after `epoch` epochs (asynchronously)."""
         args = ocp.args.Composite(
             **{STATE_ITEM: ocp.args.StandardSave(state), META_ITEM: ocp.args.JsonSave(meta)}
         )
-        self._manager.save(epoch, args=args)
+        metrics = None if score is None else {"score": float(score), "epoch": epoch}
+        self._manager.save(epoch, args=args, metrics=metrics)
 
     def restore(self, epoch: int, state_like: Any) -> tuple[Any, dict[str, Any]]:
         """Restore the state (structured like `state_like`) and metadata saved after `epoch`."""

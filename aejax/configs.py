@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from aejax.errors import UserError
+from aejax.variants import FinetuneConfig, ObjectiveConfig
 
 DATASETS = ("mnist", "fashion_mnist")
 SOURCES = ("auto", "idx", "tfds")
@@ -87,6 +88,8 @@ class StageConfig:
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
     # Fine-tuning only: the pretrain stage directory whose encoder is transplanted.
     pretrained_dir: str | None = None
+    objective: ObjectiveConfig = dataclasses.field(default_factory=ObjectiveConfig)
+    finetune: FinetuneConfig = dataclasses.field(default_factory=FinetuneConfig)
 
     def __post_init__(self):
         _require(self.stage in ("pretrain", "finetune"), f"unknown stage {self.stage!r}")
@@ -109,6 +112,7 @@ class StageConfig:
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> StageConfig:
         nested = {"model": ModelConfig, "data": DataConfig, "train": TrainConfig}
+        nested.update(objective=ObjectiveConfig, finetune=FinetuneConfig)
         fields = {f.name for f in dataclasses.fields(cls)}
         unknown = set(raw) - fields
         _require(not unknown, f"unknown config keys: {', '.join(sorted(unknown))}")

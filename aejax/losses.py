@@ -22,3 +22,12 @@ def correct_per_example(logits, labels):
 def masked_mean(values, mask):
     """Mean of `values` over the entries where `mask` is 1 (padding contributes nothing)."""
     return jnp.sum(values * mask) / jnp.maximum(jnp.sum(mask), 1.0)
+
+
+def bce_per_example(logits, target):
+    """Binary cross-entropy of sigmoid(`logits`) against `target` in [0, 1], mean over features.
+
+    Computed from logits (``optax.sigmoid_binary_cross_entropy``), so saturated outputs give
+    finite losses and gradients.
+    """
+    return jnp.mean(optax.sigmoid_binary_cross_entropy(logits, target), axis=-1)

@@ -57,18 +57,24 @@ class Encoder(nn.Module):
 
 
 class Decoder(nn.Module):
-    """z -> Dense(hidden) -> ReLU -> Dense(output) -> tanh (pixels live in [-1, 1])."""
+    """z -> Dense(hidden) -> ReLU -> Dense(output) -> tanh (pixels live in [-1, 1]).
+
+    With ``logits=True`` the final tanh is left out: a BCE loss takes the logits directly, which
+    is numerically stable where sigmoid-then-log is not.
+    """
 
     hidden: int = 128
     output: int = 784
     init_style: str = "torch"
     dtype: Dtype = jnp.float32
+    logits: bool = False
 
     @nn.compact
     def __call__(self, z):
         z = dense(self.hidden, z.shape[-1], self.init_style, self.dtype, "hidden")(z)
         z = nn.relu(z)
-        return jnp.tanh(dense(self.output, self.hidden, self.init_style, self.dtype, "output")(z))
+        out = dense(self.output, self.hidden, self.init_style, self.dtype, "output")(z)
+        return out if self.logits else jnp.tanh(out)
 
 
 class Autoencoder(nn.Module):
@@ -79,13 +85,18 @@ class Autoencoder(nn.Module):
     output: int = 784
     init_style: str = "torch"
     dtype: Dtype = jnp.float32
+    logits: bool = False
 
     def setup(self):
         self.encoder = Encoder(
             hidden=self.hidden, latent=self.latent, init_style=self.init_style, dtype=self.dtype
         )
         self.decoder = Decoder(
-            hidden=self.hidden, output=self.output, init_style=self.init_style, dtype=self.dtype
+            hidden=self.hidden,
+            output=self.output,
+            init_style=self.init_style,
+            dtype=self.dtype,
+            logits=self.logits,
         )
 
     def __call__(self, x):
@@ -114,10 +125,14 @@ class Classifier(nn.Module):
         return self.head(self.encoder(x))
 
 
-def make_autoencoder(config: ModelConfig, input_dim: int) -> Autoencoder:
+def make_autoencoder(config: ModelConfig, input_dim: int, logits: bool = False) -> Autoencoder:
     """The autoencoder described by `config` for inputs of `input_dim` features."""
     return Autoencoder(
-        hidden=config.hidden, latent=config.latent, output=input_dim, init_style=config.init
+        hidden=config.hidden,
+        latent=config.latent,
+        output=input_dim,
+        init_style=config.init,
+        logits=logits,
     )
 
 

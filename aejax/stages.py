@@ -19,19 +19,20 @@ import numpy as np
 import optax
 from tqdm.auto import tqdm
 
-from aejax import checkpoint, plots
+from aejax import checkpoint, early_stopping, objectives, plots
 from aejax.configs import StageConfig
 from aejax.data import Dataset, load_dataset, normalize
 from aejax.errors import CheckpointError, UserError
 from aejax.interrupt import TrainingInterrupted, stop_on_signal
 from aejax.models import make_autoencoder, make_classifier
+from aejax.optim import make_optimizer
+from aejax.splits import hold_out
 from aejax.train import (
     EpochRecord,
     TrainState,
     classification_metrics,
     compile_stage,
     create_state,
-    reconstruction_metrics,
     run_epoch,
     steady_state_seconds,
 )
@@ -56,18 +57,20 @@ def pretrain(
     progress: bool = True,
     overwrite: bool = False,
 ) -> StageResult:
-    """Train the autoencoder (MSE reconstruction), resuming from WORKDIR/pretrain if possible.
+    """Train the autoencoder (MSE or BCE, optionally denoising), resuming if possible.
 
     `overwrite` discards an earlier run in that folder (only once the data has loaded).
     """
     _require_stage(config, "pretrain")
     data = data if data is not None else load_dataset(config.data)
-    model = make_autoencoder(config.model, data.input_dim)
+    logits = objectives.uses_logits(config.objective)
+    model = make_autoencoder(config.model, data.input_dim, logits=logits)
     tx = optax.adam(config.train.lr)
     state = create_state(model, data.input_dim, tx, _key(config, INIT_STREAM))
     if overwrite:
         remove_stage_outputs(config)
-    result = _run_stage(config, data, state, reconstruction_metrics(model.apply), progress)
+    metrics_fn = objectives.reconstruction_metrics(model.apply, config.objective)
+    result = _run_stage(config, data, state, metrics_fn, progress)
     _save_reconstruction_figure(config, model, result.state.params, data)
     return result
 
@@ -78,7 +81,7 @@ def finetune(
     progress: bool = True,
     overwrite: bool = False,
 ) -> StageResult:
-    """Train encoder + Dense head with cross-entropy, starting from the pretrained encoder.
+    """Train encoder + Dense head with cross-entropy, from the pretrained encoder or scratch.
 
     `overwrite` discards an earlier fine-tuning run (only once data and encoder have loaded).
     """
@@ -90,16 +93,21 @@ def finetune(
             f"{config.model.num_classes}; pass --num-classes {data.num_classes}"
         )
     model = make_classifier(config.model)
-    tx = optax.adam(config.train.lr)
+    tx = make_optimizer(config.train.lr, config.finetune)
     fresh = create_state(model, data.input_dim, tx, _key(config, INIT_STREAM))
     resuming = checkpoint.latest_epoch(config.stage_dir / "checkpoints") is not None
-    if overwrite or not resuming:  # a resume needs no pretrained encoder
+    pretrained = config.finetune.encoder == "pretrained"
+    if pretrained and (overwrite or not resuming):  # a resume needs no pretrained encoder
         encoder = load_pretrained_encoder(config.encoder_source_dir, fresh.params)
         fresh = fresh.replace(params=transplant_encoder(fresh.params, encoder))
         fresh = fresh.replace(opt_state=tx.init(fresh.params))
     if overwrite:
         remove_stage_outputs(config)
-    return _run_stage(config, data, fresh, classification_metrics(model.apply), progress)
+    val_arrays = None
+    if config.finetune.val_split:
+        data, val_arrays = hold_out(data, config.finetune.val_split, config.train.seed)
+    metrics_fn = classification_metrics(model.apply)
+    return _run_stage(config, data, fresh, metrics_fn, progress, val_arrays)
 
 
 def load_pretrained_encoder(pretrain_dir: str | Path, classifier_params) -> Any:
@@ -124,8 +132,14 @@ def load_pretrained_encoder(pretrain_dir: str | Path, classifier_params) -> Any:
     return checkpoint.restore_subtree(checkpoints_dir, epoch, target)["params"][ENCODER]
 
 
-def _run_stage(config: StageConfig, data: Dataset, state, metrics_fn, progress: bool):
-    """Resume or start, train the remaining epochs with a checkpoint each, write all outputs."""
+def _run_stage(
+    config: StageConfig, data: Dataset, state, metrics_fn, progress: bool, val_arrays=None
+):
+    """Resume or start, train the remaining epochs with a checkpoint each, write all outputs.
+
+    With `val_arrays`, every epoch is also scored on them; training stops early after
+    ``config.finetune.patience`` epochs without improvement and the best epoch is restored.
+    """
     started = time.perf_counter()
     if config.train.batch_size > len(data.train_labels):
         raise UserError(
@@ -136,34 +150,47 @@ def _run_stage(config: StageConfig, data: Dataset, state, metrics_fn, progress: 
     # The dataset goes to the device once; every epoch gathers its batches there.
     train_arrays = (jax.device_put(data.train_images), jax.device_put(data.train_labels))
     test_arrays = (jax.device_put(data.test_images), jax.device_put(data.test_labels))
+    validator = None
+    if val_arrays is not None:
+        validator = early_stopping.Validator(
+            metrics_fn, state.params, val_arrays, config.train.batch_size
+        )
     checkpoints_dir = stage_dir / "checkpoints"
-    with checkpoint.StageCheckpoints(checkpoints_dir, config.train.keep_checkpoints) as ckpt:
+    keep = config.train.keep_checkpoints
+    with checkpoint.StageCheckpoints(checkpoints_dir, keep, track_best=bool(validator)) as ckpt:
         state, history = _resume(ckpt, state)
         key = _epoch_key(config, 0)
         bs = config.train.batch_size
         compiled = compile_stage(metrics_fn, state, train_arrays, test_arrays, bs, key)
+        arrays = (train_arrays, test_arrays)
         with stop_on_signal() as stop:
             state, records = _train_epochs(
-                config, ckpt, compiled, state, history, (train_arrays, test_arrays), progress, stop
+                config, ckpt, compiled, state, history, arrays, progress, stop, validator
             )
-    if stop.requested:
-        raise TrainingInterrupted(
-            f"interrupted: {config.stage} stopped after epoch {len(history)}, checkpoint in "
-            f"{checkpoints_dir}; run the same command again to resume",
-            stop.signum,
-        )
+        if stop.requested:
+            raise TrainingInterrupted(
+                f"interrupted: {config.stage} stopped after epoch {len(history)}, checkpoint in "
+                f"{checkpoints_dir}; run the same command again to resume",
+                stop.signum,
+            )
+        best = None
+        if validator and history:
+            state, best = early_stopping.restore_best(ckpt, state, compiled.evaluate, test_arrays)
     if not history:
         raise UserError(f"{stage_dir} trained no epoch")
     metrics = _final_metrics(config, data, history, records, compiled.compile_s, started)
+    if best is not None:
+        metrics.update(best, num_val=len(val_arrays[1]))
     write_json(stage_dir / "metrics.json", metrics)
     plots.save_curves(history, stage_dir / "curves.png", f"{config.stage}: {data.name}")
     return StageResult(state, history, metrics)
 
 
-def _train_epochs(config, ckpt, compiled, state, history, arrays, progress, stop):
+def _train_epochs(config, ckpt, compiled, state, history, arrays, progress, stop, validator):
     """Train from len(history) to config.train.epochs, checkpointing after every epoch.
 
-    Stops early (after checkpointing) when `stop` was requested by a signal.
+    Stops early (after checkpointing) when `stop` was requested by a signal, or when the
+    validation score has not improved for ``config.finetune.patience`` epochs.
     """
     stage_dir = config.stage_dir
     records: list[EpochRecord] = []
@@ -176,13 +203,14 @@ def _train_epochs(config, ckpt, compiled, state, history, arrays, progress, stop
         dynamic_ncols=True,
     )
     for epoch in range(len(history), config.train.epochs):
-        if stop.requested:
+        if stop.requested or early_stopping.should_stop(history, config.finetune.patience):
             break
         key = _epoch_key(config, epoch)
         state, record, step_losses = run_epoch(compiled, state, *arrays, key, epoch + 1)
         records.append(record)
-        history.append(record.as_dict())
-        ckpt.save(epoch + 1, state, {"history": history, "config": config.to_dict()})
+        history.append({**record.as_dict(), **(validator(state.params) if validator else {})})
+        score = early_stopping.score(history[-1]) if validator else None
+        ckpt.save(epoch + 1, state, {"history": history, "config": config.to_dict()}, score=score)
         write_jsonl(stage_dir / "metrics.jsonl", history)
         bar.set_postfix(loss=f"{record.train['loss']:.4f}")
         bar.update(1)
@@ -225,7 +253,7 @@ def _final_metrics(config, data, history, records, compile_s, started) -> dict[s
         "backend": jax.default_backend(),
     }
     if config.stage == "pretrain":
-        metrics["test_mse"] = last["test_loss"]
+        metrics[f"test_{config.objective.loss}"] = last["test_loss"]
     else:
         metrics["test_accuracy"] = last["test_accuracy"]
     return metrics
@@ -242,7 +270,7 @@ def _summary_line(config: StageConfig, record: EpochRecord, step_losses: np.ndar
 
 def _save_reconstruction_figure(config: StageConfig, model, params, data: Dataset, count: int = 10):
     originals = normalize(jnp.asarray(data.test_images[:count]))
-    reconstructions = model.apply({"params": params}, originals)
+    reconstructions = objectives.reconstruct(model.apply, params, originals, config.objective)
     plots.save_reconstructions(
         np.asarray(originals),
         np.asarray(reconstructions),

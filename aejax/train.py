@@ -80,12 +80,18 @@ def batch_plan(num_examples: int, batch_size: int):
 
 
 def make_epoch_fn(metrics_fn: MetricsFn, num_examples: int, batch_size: int):
-    """``epoch(state, images, labels, key) -> (state, per_step_metrics)`` for one shuffled epoch."""
+    """``epoch(state, images, labels, key[, indices]) -> (state, per_step_metrics)``.
+
+    One shuffled epoch over all examples, or over the `num_examples` rows that `indices` names:
+    a subset (or, under `jax.vmap`, one subset per model) without copying the dataset.
+    """
     steps, positions, mask = batch_plan(num_examples, batch_size)
 
-    def epoch(state, images, labels, key):
+    def epoch(state, images, labels, key, indices=None):
         shuffle_key, noise_key = jax.random.split(key)
         order = jax.random.permutation(shuffle_key, num_examples)
+        if indices is not None:
+            order = indices[order]
         # Padding slots reuse real examples but carry zero weight. One gather per epoch lays the
         # batches out contiguously, so each step reads a slice instead of gathering rows.
         batches = order[positions % num_examples].reshape(steps, batch_size)
@@ -157,10 +163,15 @@ def compile_stage(metrics_fn: MetricsFn, state, train_arrays, test_arrays, batch
     """Compile the epoch and eval programs once, ahead of time (so nothing recompiles later)."""
     start = time.perf_counter()
     epoch_fn = make_epoch_fn(metrics_fn, len(train_arrays[1]), batch_size)
-    eval_fn = make_eval_fn(metrics_fn, len(test_arrays[1]), batch_size)
     epoch = jax.jit(epoch_fn, donate_argnums=0).lower(state, *train_arrays, key).compile()
-    evaluate = jax.jit(eval_fn).lower(state.params, *test_arrays).compile()
+    evaluate = compile_eval(metrics_fn, state.params, test_arrays, batch_size)
     return CompiledStage(epoch, evaluate, time.perf_counter() - start)
+
+
+def compile_eval(metrics_fn: MetricsFn, params, arrays, batch_size: int):
+    """The evaluation program for `arrays` (images, labels), compiled ahead of time."""
+    eval_fn = make_eval_fn(metrics_fn, len(arrays[1]), batch_size)
+    return jax.jit(eval_fn).lower(params, *arrays).compile()
 
 
 def run_epoch(compiled: CompiledStage, state, train_arrays, test_arrays, key, epoch: int):

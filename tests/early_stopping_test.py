@@ -1,0 +1,52 @@
+"""Early stopping: stop when validation stalls, restore the best epoch, resume consistently."""
+
+import json
+
+import jax
+import numpy as np
+
+from aejax import checkpoint
+from aejax.early_stopping import best_epoch, should_stop
+from aejax.stages import finetune, pretrain
+from aejax.variants import FinetuneConfig
+from conftest import tiny_config
+
+
+def _rows(*accuracies):
+    return [{"epoch": i + 1, "val_loss": 1.0, "val_accuracy": a} for i, a in enumerate(accuracies)]
+
+
+def test_best_is_the_earliest_top_score_and_patience_counts_from_it():
+    history = _rows(0.5, 0.7, 0.7, 0.6)
+    assert best_epoch(history) == 2
+    assert not should_stop(history, patience=3)
+    assert should_stop(history, patience=2)
+    assert not should_stop(history, patience=None)
+    assert best_epoch([{"epoch": 1, "train_loss": 1.0}]) is None
+
+
+def test_finetune_stops_early_and_restores_the_best_epoch(tmp_path, small_fashion):
+    pretrain(tiny_config("pretrain", tmp_path, epochs=1), small_fashion, progress=False)
+    # A large lr makes validation accuracy wobble, so patience 1 stops after a worse epoch.
+    config = tiny_config("finetune", tmp_path, epochs=20, lr=0.03).replace(
+        finetune=FinetuneConfig(val_split=500, patience=1)
+    )
+    result = finetune(config, small_fashion, progress=False)
+    history, best = result.history, result.metrics["best_epoch"]
+    assert len(history) < 20 and best == len(history) - 1  # stopped one epoch after the best
+    assert best == best_epoch(history)
+    assert history[-1]["val_accuracy"] <= history[best - 1]["val_accuracy"]
+    # The final test numbers are those of the restored best epoch, not of the last one.
+    assert result.metrics["test_accuracy"] == history[best - 1]["test_accuracy"]
+    assert result.metrics["num_train"] == 2500 and result.metrics["num_val"] == 500
+    saved = json.loads((tmp_path / "finetune" / "metrics.json").read_text())
+    assert saved["best_epoch"] == best
+    kept = {int(p.name) for p in (tmp_path / "finetune" / "checkpoints").iterdir()}
+    assert best in kept and len(history) in kept
+    with checkpoint.StageCheckpoints(tmp_path / "finetune" / "checkpoints", track_best=True) as ck:
+        restored, _ = ck.restore(best, result.state)
+    same = jax.tree.map(np.array_equal, restored.params, result.state.params)
+    assert all(jax.tree.leaves(same))
+    # Running the same command again trains nothing more and reports the same best epoch.
+    again = finetune(config, small_fashion, progress=False)
+    assert again.metrics["epochs_run_now"] == 0 and again.metrics["best_epoch"] == best

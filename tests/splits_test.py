@@ -1,0 +1,40 @@
+"""Deterministic, class-balanced label budgets and validation hold-outs."""
+
+import numpy as np
+import pytest
+
+from aejax.errors import UserError
+from aejax.splits import balanced_indices, hold_out, per_class_counts
+
+
+def test_budgets_are_class_balanced_deterministic_and_nested(fashion):
+    labels = fashion.train_labels
+    small = balanced_indices(labels, 100, seed=3)
+    assert len(small) == 100 and len(np.unique(small)) == 100
+    assert np.bincount(labels[small], minlength=10).tolist() == [10] * 10
+    assert np.array_equal(small, balanced_indices(labels, 100, seed=3))
+    assert not np.array_equal(small, balanced_indices(labels, 100, seed=4))
+    large = balanced_indices(labels, 1000, seed=3)
+    assert np.bincount(labels[large]).tolist() == [100] * 10
+    assert set(small) <= set(large)
+
+
+def test_uneven_budgets_spread_the_remainder():
+    assert per_class_counts(25, 10).tolist() == [3] * 5 + [2] * 5
+
+
+def test_a_budget_larger_than_a_class_is_refused(small_fashion):
+    with pytest.raises(UserError, match="needs"):
+        balanced_indices(small_fashion.train_labels, 3000, seed=0)
+
+
+def test_hold_out_is_disjoint_deterministic_and_sized(small_fashion):
+    rest, (val_images, val_labels) = hold_out(small_fashion, 500, seed=1)
+    assert len(rest.train_labels) == 2500 and len(val_labels) == 500
+    again, (val_again, _) = hold_out(small_fashion, 500, seed=1)
+    assert np.array_equal(val_images, val_again)
+    rows = {r.tobytes() for r in small_fashion.train_images}
+    assert {r.tobytes() for r in val_images} <= rows
+    assert len(rest.test_labels) == len(small_fashion.test_labels)
+    with pytest.raises(UserError, match="--val-split"):
+        hold_out(small_fashion, 3000, seed=1)
