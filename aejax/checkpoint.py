@@ -64,6 +64,10 @@ class StageCheckpoints:
     def __exit__(self, *exc) -> None:
         self.close()
 
+    def wait_until_saved(self) -> None:
+        """Block until the last (asynchronous) save has been committed."""
+        self._manager.wait_until_finished()
+
     def close(self) -> None:
         self._manager.wait_until_finished()
         self._manager.close()

@@ -206,6 +206,9 @@ def _train_epochs(config, ckpt, compiled, state, history, arrays, progress, stop
         if stop.requested or early_stopping.should_stop(history, config.finetune.patience):
             break
         key = _epoch_key(config, epoch)
+        # The previous epoch's checkpoint is written in the background; let it finish first so
+        # it does not share the cores with (and slow down) the epoch being timed.
+        ckpt.wait_until_saved()
         state, record, step_losses = run_epoch(compiled, state, *arrays, key, epoch + 1)
         records.append(record)
         history.append({**record.as_dict(), **(validator(state.params) if validator else {})})

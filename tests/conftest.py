@@ -117,3 +117,23 @@ def snapshot(folder: Path) -> dict:
         for p in sorted(Path(folder).rglob("*"))
         if p.is_file()
     }
+
+
+def run_script_here(name: str, *args: str) -> subprocess.CompletedProcess:
+    """Run scripts/<name>.py in this process (same code path, no start-up cost): for refusals."""
+    import contextlib
+    import io
+    import runpy
+
+    path = REPO / "scripts" / f"{name}.py"
+    out, err = io.StringIO(), io.StringIO()
+    saved_argv, sys.argv = sys.argv, [str(path), *args]
+    code = 0
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            runpy.run_path(str(path), run_name="__main__")
+    except SystemExit as exit_:
+        code = exit_.code
+    finally:
+        sys.argv = saved_argv
+    return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())

@@ -7,7 +7,15 @@ import pytest
 
 from aejax import workdir
 from aejax.errors import UserError
-from conftest import FASHION_DIR, run_script, snapshot, tiny_config, write_idx, write_idx_dataset
+from conftest import (
+    FASHION_DIR,
+    run_script,
+    run_script_here,
+    snapshot,
+    tiny_config,
+    write_idx,
+    write_idx_dataset,
+)
 
 TINY = ["--hidden", "32", "--latent", "16", "--train-limit", "1000", "--test-limit", "200"]
 REAL = ["--dataset", "fashion_mnist", "--data-dir", str(FASHION_DIR), *TINY, "--no-progress"]
@@ -54,7 +62,7 @@ def test_bad_data_exits_2_and_keeps_checkpoints(trained, tmp_path, script, case,
     before = snapshot(trained)
     data_dir = tmp_path / "missing" if case == "missing" else _data_dir(tmp_path, case)
     args = ["--source", "idx", "--data-dir", str(data_dir), *TINY, "--no-progress"]
-    result = run_script(script, *args, "--workdir", str(trained))
+    result = run_script_here(script, *args, "--workdir", str(trained))
     assert result.returncode == 2, result.stderr
     assert fragment in result.stderr
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
@@ -81,14 +89,14 @@ def test_input_size_follows_the_data(tmp_path):
 )
 def test_bad_flags_exit_2_and_keep_checkpoints(trained, extra, fragment):
     before = snapshot(trained)
-    result = run_script("pretrain", *REAL, *extra, "--workdir", str(trained))
+    result = run_script_here("pretrain", *REAL, *extra, "--workdir", str(trained))
     assert result.returncode == 2, result.stderr
     assert fragment in result.stderr and "Traceback" not in result.stderr
     assert snapshot(trained) == before
 
 
 def test_unknown_dataset_is_refused_by_the_parser(tmp_path):
-    result = run_script("pretrain", "--dataset", "cifar10", "--workdir", str(tmp_path))
+    result = run_script_here("pretrain", "--dataset", "cifar10", "--workdir", str(tmp_path))
     assert result.returncode == 2 and "invalid choice: 'cifar10'" in result.stderr
 
 
@@ -108,13 +116,13 @@ def test_corrupt_checkpoint_exits_2(trained, tmp_path):
     for path in (work / "pretrain" / "checkpoints" / "1" / "state").rglob("*"):
         if path.is_file():
             path.write_bytes(b"\0" * 8)
-    result = run_script("pretrain", *REAL, "--epochs", "2", "--workdir", str(work))
+    result = run_script_here("pretrain", *REAL, "--epochs", "2", "--workdir", str(work))
     assert result.returncode == 2, result.stderr
     assert "cannot be restored" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_diverging_loss_names_the_epoch_and_saves_nothing_bad(tmp_path):
-    result = run_script("pretrain", *REAL, "--lr", "1e30", "--workdir", str(tmp_path))
+    result = run_script_here("pretrain", *REAL, "--lr", "1e30", "--workdir", str(tmp_path))
     assert result.returncode == 2, result.stderr
     assert "NaN/Inf in epoch 1" in result.stderr
     assert not (tmp_path / "pretrain" / "checkpoints" / "1").exists()
@@ -123,7 +131,7 @@ def test_diverging_loss_names_the_epoch_and_saves_nothing_bad(tmp_path):
 def test_unwritable_workdir_fails_before_training(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
-    result = run_script("pretrain", *REAL, "--workdir", str(blocker / "run"))
+    result = run_script_here("pretrain", *REAL, "--workdir", str(blocker / "run"))
     assert result.returncode == 2 and "cannot write to" in result.stderr
 
 

@@ -22,7 +22,7 @@ ARGS = [
     "--no-progress",
 ]  # fmt: skip
 TIMING_KEYS = {"seconds_per_epoch", "compile_s", "wall_s", "examples_per_s", "epochs_run_now"}
-KILL_TRIALS = int(os.environ.get("AEJAX_KILL_TRIALS", "3"))
+KILL_TRIALS = int(os.environ.get("AEJAX_KILL_TRIALS", "2"))
 
 
 def _metrics(stage_dir):
