@@ -19,7 +19,11 @@ sys.path.insert(0, str(Path(__file__).parent))
 import machine  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
-FIGURES = {"pretrain": ("curves.png", "reconstructions.png"), "finetune": ("curves.png",)}
+# Per-epoch histories travel with the figures, so every quoted epoch time can be traced.
+FIGURES = {
+    "pretrain": ("curves.png", "reconstructions.png", "metrics.jsonl"),
+    "finetune": ("curves.png", "metrics.jsonl"),
+}
 
 
 def collect(workdir: Path, name: str, command: str) -> dict:
