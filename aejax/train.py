@@ -26,7 +26,6 @@ from aejax.losses import (
     correct_per_example,
     cross_entropy_per_example,
     masked_mean,
-    mse_per_example,
 )
 
 MetricsFn = Callable[[Any, jax.Array, jax.Array, jax.Array], dict[str, jax.Array]]
@@ -44,17 +43,6 @@ def create_state(model, input_dim: int, tx: optax.GradientTransformation, key) -
     # TrainState starts with a Python int step; as an int32 array it has the same type as after
     # a step, so the epoch program compiled for the first epoch serves every later one.
     return state.replace(step=jnp.zeros((), jnp.int32))
-
-
-def reconstruction_metrics(apply_fn) -> MetricsFn:
-    """Per-example MSE between the normalised images and their reconstructions."""
-
-    def metrics(params, images, labels, rng):
-        del labels, rng
-        inputs = normalize(images)
-        return {"loss": mse_per_example(apply_fn({"params": params}, inputs), inputs)}
-
-    return metrics
 
 
 def classification_metrics(apply_fn) -> MetricsFn:

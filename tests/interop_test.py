@@ -30,10 +30,19 @@ from aejax import (
     torch_adam,
 )
 from aejax.interop import StateDictMismatchError
-from aejax.train import classification_metrics, create_state, make_epoch_fn, reconstruction_metrics
+from aejax.objectives import reconstruction_metrics as objective_metrics
+from aejax.train import classification_metrics, create_state, make_epoch_fn
+from aejax.variants import ObjectiveConfig
 from conftest import REPO
 
 torch = pytest.importorskip("torch", reason="PyTorch parity needs pip install 'aejax[torch]'")
+
+
+def reconstruction_metrics(apply_fn):
+    """The reference objective: MSE on clean pixels in [-1, 1]."""
+    return objective_metrics(apply_fn, ObjectiveConfig())
+
+
 torch.set_num_threads(1)  # tiny batches; extra threads only contend with XLA's on 2 cores
 sys.path.insert(0, str(REPO / "benchmarks"))
 import torch_reference as ref  # noqa: E402

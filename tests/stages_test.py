@@ -128,3 +128,18 @@ def test_evaluate_script_reproduces_the_final_metrics(pipeline_run):
     assert evaluated["epoch"] == 3 and evaluated["count"] == 1000
     assert evaluated["accuracy"] == final["test_accuracy"]
     assert evaluated["loss"] == pytest.approx(final["test_loss"], rel=1e-6)
+
+
+def test_evaluate_stage_scores_a_bce_autoencoder_with_its_own_objective(tmp_path, small_fashion):
+    from aejax.configs import DataConfig
+    from aejax.evaluation import evaluate_stage
+    from aejax.variants import ObjectiveConfig
+
+    # evaluate_stage reloads the data from the config: limit it to the subset trained on.
+    data = DataConfig("fashion_mnist", "idx", str(FASHION_DIR), train_limit=3000, test_limit=1000)
+    config = tiny_config("pretrain", tmp_path, epochs=1).replace(
+        objective=ObjectiveConfig(loss="bce"), data=data
+    )
+    result = pretrain(config, small_fashion, progress=False)
+    evaluated = evaluate_stage(tmp_path / "pretrain")
+    assert evaluated["loss"] == pytest.approx(result.metrics["test_loss"], rel=1e-5)

@@ -10,6 +10,7 @@ from aejax.configs import ModelConfig
 from aejax.data import normalize
 from aejax.evaluation import evaluate
 from aejax.models import make_autoencoder, make_classifier
+from aejax.objectives import reconstruction_metrics
 from aejax.train import (
     TrainingDivergedError,
     classification_metrics,
@@ -17,9 +18,9 @@ from aejax.train import (
     create_state,
     make_epoch_fn,
     make_eval_fn,
-    reconstruction_metrics,
     run_epoch,
 )
+from aejax.variants import ObjectiveConfig
 
 SMALL = ModelConfig(hidden=32, latent=16)
 
@@ -49,7 +50,7 @@ def test_autoencoder_epoch_reduces_reconstruction_error(small_fashion):
     model = make_autoencoder(SMALL, 784)
     state = create_state(model, 784, optax.adam(1e-3), jax.random.key(0))
     images, labels = _arrays(small_fashion, 3000)
-    metrics_fn = reconstruction_metrics(model.apply)
+    metrics_fn = reconstruction_metrics(model.apply, ObjectiveConfig())
     before = evaluate(model, state.params, images, labels)["loss"]
     epoch = jax.jit(make_epoch_fn(metrics_fn, 3000, 100))
     for e in range(3):
