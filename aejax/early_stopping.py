@@ -47,10 +47,16 @@ class Validator:
         return {f"val_{k}": float(v) for k, v in values.items() if k != "count"}
 
 
-def restore_best(ckpt: StageCheckpoints, state, evaluate, test_arrays) -> tuple[Any, dict]:
-    """The best checkpointed state and its test metrics, evaluated after restoring it."""
+def restore_best(
+    ckpt: StageCheckpoints, state, evaluate, test_arrays, history: list[dict[str, Any]]
+) -> tuple[Any, dict]:
+    """The best checkpointed state and that epoch's test, training and validation figures."""
+    # Test metrics are recomputed from the restored params; train/val come from that epoch's row
+    # of `history`, so no reported figure belongs to another epoch.
     epoch = ckpt.best_epoch()
     state, _ = ckpt.restore(epoch, state)
     test = jax.device_get(evaluate(state.params, *test_arrays))
+    row = next(r for r in history if r["epoch"] == epoch)
+    trained = {k: v for k, v in row.items() if k.startswith(("train_", "val_"))}
     summary = {f"test_{k}": float(v) for k, v in test.items() if k != "count"}
-    return state, {"best_epoch": epoch, **summary}
+    return state, {"best_epoch": epoch, **trained, **summary}

@@ -175,7 +175,9 @@ def _run_stage(
             )
         best = None
         if validator and history:
-            state, best = early_stopping.restore_best(ckpt, state, compiled.evaluate, test_arrays)
+            state, best = early_stopping.restore_best(
+                ckpt, state, compiled.evaluate, test_arrays, history
+            )
     if not history:
         raise UserError(f"{stage_dir} trained no epoch")
     metrics = _final_metrics(config, data, history, records, compiled.compile_s, started)

@@ -38,6 +38,10 @@ def test_finetune_stops_early_and_restores_the_best_epoch(tmp_path, small_fashio
     assert history[-1]["val_accuracy"] <= history[best - 1]["val_accuracy"]
     # The final test numbers are those of the restored best epoch, not of the last one.
     assert result.metrics["test_accuracy"] == history[best - 1]["test_accuracy"]
+    # ...and so are its training and validation figures: nothing reported is from another epoch.
+    for key in ("train_loss", "train_accuracy", "val_loss", "val_accuracy"):
+        assert result.metrics[key] == history[best - 1][key], key
+    assert result.metrics["train_loss"] != history[-1]["train_loss"]
     assert result.metrics["num_train"] == 2500 and result.metrics["num_val"] == 500
     saved = json.loads((tmp_path / "finetune" / "metrics.json").read_text())
     assert saved["best_epoch"] == best
