@@ -1,6 +1,7 @@
 """End to end: both scripts on a small real Fashion-MNIST subset, resume, and refusals."""
 
 import json
+import shutil
 
 import jax
 import numpy as np
@@ -117,6 +118,24 @@ def test_a_workdir_of_another_config_is_refused_and_left_intact(tmp_path, small_
     with pytest.raises(UserError, match="different config"):
         pretrain(tiny_config("pretrain", tmp_path, epochs=1, lr=0.5), small_fashion, False)
     assert sorted(p.name for p in (tmp_path / "pretrain" / "checkpoints").iterdir()) == before
+
+
+def test_finetune_overwrite_starts_again_from_the_pretrained_encoder(tmp_path, small_fashion):
+    pretrain(tiny_config("pretrain", tmp_path / "a", epochs=1), small_fashion, progress=False)
+    shutil.copytree(tmp_path / "a", tmp_path / "b")
+    finetune(tiny_config("finetune", tmp_path / "a", epochs=2, lr=0.01), small_fashion, False)
+    config = tiny_config("finetune", tmp_path / "a", epochs=1, lr=0.002)
+    with pytest.raises(UserError, match="different config"):
+        finetune(config, small_fashion, progress=False)
+    replaced = finetune(config, small_fashion, progress=False, overwrite=True)
+    # Nothing of the discarded run survives: the result is that of a fresh fine-tuning.
+    fresh = finetune(config.replace(workdir=str(tmp_path / "b")), small_fashion, False)
+    assert replaced.metrics["epochs_run_now"] == 1 and [r["epoch"] for r in replaced.history] == [1]
+    same = jax.tree.map(np.array_equal, replaced.state.params, fresh.state.params)
+    assert all(jax.tree.leaves(same))
+    assert replaced.metrics["test_accuracy"] == fresh.metrics["test_accuracy"]
+    kept = sorted(p.name for p in (tmp_path / "a" / "finetune" / "checkpoints").iterdir())
+    assert kept == ["1"]
 
 
 def test_evaluate_script_reproduces_the_final_metrics(pipeline_run):
