@@ -1,9 +1,17 @@
 #!/usr/bin/env bash
 # Idempotent setup: .venv with aejax (+ test extras), and real Fashion-MNIST from Debian's
 # dataset-fashion-mnist package when apt is available (MNIST itself may not be reachable offline).
+# --with-torch also installs PyTorch, which only the parity tests and the benchmarks need.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
+WITH_TORCH=0
+for arg in "$@"; do
+  case "$arg" in
+    --with-torch) WITH_TORCH=1 ;;
+    *) echo "usage: bash scripts/setup.sh [--with-torch]" >&2; exit 2 ;;
+  esac
+done
 
 if [ ! -d /usr/share/datasets/fashion-mnist ] && command -v apt-get >/dev/null; then
   SUDO=""; [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null && SUDO="sudo"
@@ -16,6 +24,8 @@ fi
 .venv/bin/python -m pip install -q --disable-pip-version-check -e ".[dev]" 2>&1 | grep -v "^WARNING: Location" || true
 # PyTorch for the parity tests and the benchmark smoke test: a pinned CPU build (unpinned, pip may
 # pull a multi-GB CUDA build). torchvision is left out: benchmarks/README.md sets up its own venv.
-.venv/bin/python -m pip install -q --disable-pip-version-check "torch==2.13.0" 2>&1 | grep -v "^WARNING: Location" || true
-.venv/bin/python -c "import torch" || { echo "error: torch==2.13.0 did not install; the parity tests need it" >&2; exit 1; }
+if [ "$WITH_TORCH" = 1 ]; then
+  .venv/bin/python -m pip install -q --disable-pip-version-check "torch==2.13.0" 2>&1 | grep -v "^WARNING: Location" || true
+  .venv/bin/python -c "import torch" || { echo "error: torch==2.13.0 did not install; the parity tests need it" >&2; exit 1; }
+fi
 .venv/bin/python -c "import aejax" # fail here, not later, if the install did not work
