@@ -16,6 +16,7 @@ from conftest import FASHION_DIR, REPO
 
 sys.path.insert(0, str(REPO / "benchmarks"))
 import compare_torch  # noqa: E402
+import epoch_floor  # noqa: E402
 import machine  # noqa: E402
 import report  # noqa: E402
 
@@ -163,3 +164,33 @@ def test_benchmark_runs_end_to_end_on_a_tiny_subset(tmp_path):
     table = (tmp_path / "smoke.md").read_text()
     for name in summary:
         assert f"| {report.LABELS[name]} |" in table
+
+
+def test_epoch_floor_summary_arithmetic():
+    summary = epoch_floor.summarize({"aejax": [2.0, 1.0, 3.0], "xla_matmuls": [1.0, 1.5]}, 6e9)
+    assert summary["aejax"] == {
+        "median_s": 2.0,
+        "min_s": 1.0,
+        "gflops_at_median": 3.0,
+        "fraction_of_aejax": 1.0,
+    }
+    assert summary["xla_matmuls"]["median_s"] == 1.25
+    assert summary["xla_matmuls"]["fraction_of_aejax"] == 0.625
+
+
+def test_epoch_floor_times_aejax_against_its_matmuls_on_a_tiny_subset(tmp_path):
+    args = ["--data-dir", str(FASHION_DIR), "--train-limit", "250", "--rounds", "1"]
+    assert epoch_floor.main([*args, "--results-dir", str(tmp_path), "--name", "floor"]) == 0
+    record = json.loads((tmp_path / "floor.json").read_text())
+    expected = {"aejax", "xla_matmuls"} | ({"torch_matmuls"} if can_import("torch") else set())
+    assert set(record["summary"]) == set(record["seconds"]) == expected
+    # 250 examples in batches of 100: three steps, the last one padded, as aejax trains them.
+    assert record["epoch_flops"] == 3 * 100 * 1_101_824
+    assert all(len(times) == 1 and times[0] > 0 for times in record["seconds"].values())
+    table = (tmp_path / "floor.md").read_text()
+    assert all(f"| {epoch_floor.LABELS[name]} |" in table for name in expected)
+
+
+def test_epoch_floor_refuses_zero_rounds(tmp_path, capsys):
+    assert epoch_floor.main(["--rounds", "0", "--results-dir", str(tmp_path)]) == 2
+    assert "--rounds" in capsys.readouterr().err and not list(tmp_path.iterdir())
