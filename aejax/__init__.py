@@ -26,8 +26,8 @@ from aejax.models import (
     make_autoencoder,
     make_classifier,
 )
-from aejax.stages import finetune, load_pretrained_encoder, pretrain
-from aejax.transplant import transplant_encoder
+from aejax.stages import finetune, pretrain
+from aejax.transplant import load_pretrained_encoder, transplant_encoder
 
 __all__ = [
     "Autoencoder",

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from pathlib import Path
 from typing import Any
 
 import jax
@@ -22,7 +21,7 @@ from tqdm.auto import tqdm
 from aejax import checkpoint, early_stopping, objectives, plots
 from aejax.configs import StageConfig
 from aejax.data import Dataset, load_dataset, normalize
-from aejax.errors import CheckpointError, UserError
+from aejax.errors import UserError
 from aejax.interrupt import TrainingInterrupted, stop_on_signal
 from aejax.models import make_autoencoder, make_classifier
 from aejax.optim import make_optimizer
@@ -36,7 +35,7 @@ from aejax.train import (
     run_epoch,
     steady_state_seconds,
 )
-from aejax.transplant import ENCODER, check_encoder_fits, transplant_encoder
+from aejax.transplant import load_pretrained_encoder, transplant_encoder
 from aejax.workdir import prepare_stage_dir, remove_stage_outputs, write_json, write_jsonl
 
 INIT_STREAM, EPOCH_STREAM = 0, 1  # independent random streams derived from the seed
@@ -110,28 +109,6 @@ def finetune(
     return _run_stage(config, data, fresh, metrics_fn, progress, val_arrays)
 
 
-def load_pretrained_encoder(pretrain_dir: str | Path, classifier_params) -> Any:
-    """The encoder of the newest pretrain checkpoint (Orbax partial restore), shape-checked."""
-    checkpoints_dir = Path(pretrain_dir) / "checkpoints"
-    epoch = checkpoint.latest_epoch(checkpoints_dir)
-    if epoch is None:
-        raise CheckpointError(
-            f"no pretrained checkpoint in {checkpoints_dir}; run scripts/pretrain.py with the same "
-            "--workdir first (or pass --pretrained-dir)"
-        )
-    saved = checkpoint.saved_param_shapes(checkpoints_dir, epoch)
-    if ENCODER not in saved:
-        raise CheckpointError(f"checkpoint {checkpoints_dir}/{epoch} holds no encoder")
-    shapes = jax.tree.map(
-        lambda s: jax.ShapeDtypeStruct(s, jnp.float32),
-        saved[ENCODER],
-        is_leaf=lambda x: isinstance(x, tuple),
-    )
-    check_encoder_fits(classifier_params, shapes)
-    target = {"params": {ENCODER: classifier_params[ENCODER]}}
-    return checkpoint.restore_subtree(checkpoints_dir, epoch, target)["params"][ENCODER]
-
-
 def _run_stage(
     config: StageConfig, data: Dataset, state, metrics_fn, progress: bool, val_arrays=None
 ):
@@ -155,37 +132,50 @@ def _run_stage(
         validator = early_stopping.Validator(
             metrics_fn, state.params, val_arrays, config.train.batch_size
         )
-    checkpoints_dir = stage_dir / "checkpoints"
     keep = config.train.keep_checkpoints
-    with checkpoint.StageCheckpoints(checkpoints_dir, keep, track_best=bool(validator)) as ckpt:
-        state, history = _resume(ckpt, state)
-        key = _epoch_key(config, 0)
-        bs = config.train.batch_size
-        compiled = compile_stage(metrics_fn, state, train_arrays, test_arrays, bs, key)
-        arrays = (train_arrays, test_arrays)
-        with stop_on_signal() as stop:
-            state, records = _train_epochs(
-                config, ckpt, compiled, state, history, arrays, progress, stop, validator
-            )
-        if stop.requested:
-            raise TrainingInterrupted(
-                f"interrupted: {config.stage} stopped after epoch {len(history)}, checkpoint in "
-                f"{checkpoints_dir}; run the same command again to resume",
-                stop.signum,
-            )
-        best = None
-        if validator and history:
-            state, best = early_stopping.restore_best(
-                ckpt, state, compiled.evaluate, test_arrays, history
-            )
+    with checkpoint.StageCheckpoints(
+        stage_dir / "checkpoints", keep, track_best=bool(validator)
+    ) as ckpt:
+        state, history, records, compile_s, best = _train_with_checkpoints(
+            config, ckpt, state, metrics_fn, (train_arrays, test_arrays), progress, validator
+        )
     if not history:
         raise UserError(f"{stage_dir} trained no epoch")
-    metrics = _final_metrics(config, data, history, records, compiled.compile_s, started)
+    metrics = _final_metrics(config, data, history, records, compile_s, started)
     if best is not None:
         metrics.update(best, num_val=len(val_arrays[1]))
     write_json(stage_dir / "metrics.json", metrics)
     plots.save_curves(history, stage_dir / "curves.png", f"{config.stage}: {data.name}")
     return StageResult(state, history, metrics)
+
+
+def _train_with_checkpoints(config, ckpt, state, metrics_fn, arrays, progress, validator):
+    """Resume from `ckpt`, compile, train until done, stopped or stalled; restore the best epoch.
+
+    Returns the state, the whole history, this process's epoch records, the compile time and
+    (with a validator) the best epoch's figures. A signal ends it with `TrainingInterrupted`.
+    """
+    state, history = _resume(ckpt, state)
+    train_arrays, test_arrays = arrays
+    key = _epoch_key(config, 0)
+    bs = config.train.batch_size
+    compiled = compile_stage(metrics_fn, state, train_arrays, test_arrays, bs, key)
+    with stop_on_signal() as stop:
+        state, records = _train_epochs(
+            config, ckpt, compiled, state, history, arrays, progress, stop, validator
+        )
+    if stop.requested:
+        raise TrainingInterrupted(
+            f"interrupted: {config.stage} stopped after epoch {len(history)}, checkpoint in "
+            f"{ckpt.directory}; run the same command again to resume",
+            stop.signum,
+        )
+    best = None
+    if validator and history:
+        state, best = early_stopping.restore_best(
+            ckpt, state, compiled.evaluate, test_arrays, history
+        )
+    return state, history, records, compiled.compile_s, best
 
 
 def _train_epochs(config, ckpt, compiled, state, history, arrays, progress, stop, validator):

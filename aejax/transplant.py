@@ -1,12 +1,16 @@
-"""Moving a pretrained encoder, as a PyTree, into a classifier's parameters."""
+"""Moving a pretrained encoder, as a PyTree, into a classifier's parameters, and loading it from
+the pretrain stage's checkpoint (Orbax partial restore of the encoder subtree only)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 
-from aejax.errors import EncoderMismatchError
+from aejax import checkpoint
+from aejax.errors import CheckpointError, EncoderMismatchError
 
 ENCODER = "encoder"
 
@@ -51,3 +55,25 @@ def transplant_encoder(classifier_params: dict[str, Any], encoder_params) -> dic
 
 def _path_name(path) -> str:
     return "/".join(str(getattr(k, "key", getattr(k, "idx", k))) for k in path)
+
+
+def load_pretrained_encoder(pretrain_dir: str | Path, classifier_params) -> Any:
+    """The encoder of the newest pretrain checkpoint (Orbax partial restore), shape-checked."""
+    checkpoints_dir = Path(pretrain_dir) / "checkpoints"
+    epoch = checkpoint.latest_epoch(checkpoints_dir)
+    if epoch is None:
+        raise CheckpointError(
+            f"no pretrained checkpoint in {checkpoints_dir}; run scripts/pretrain.py with the same "
+            "--workdir first (or pass --pretrained-dir)"
+        )
+    saved = checkpoint.saved_param_shapes(checkpoints_dir, epoch)
+    if ENCODER not in saved:
+        raise CheckpointError(f"checkpoint {checkpoints_dir}/{epoch} holds no encoder")
+    shapes = jax.tree.map(
+        lambda s: jax.ShapeDtypeStruct(s, jnp.float32),
+        saved[ENCODER],
+        is_leaf=lambda x: isinstance(x, tuple),
+    )
+    check_encoder_fits(classifier_params, shapes)
+    target = {"params": {ENCODER: classifier_params[ENCODER]}}
+    return checkpoint.restore_subtree(checkpoints_dir, epoch, target)["params"][ENCODER]
