@@ -41,7 +41,7 @@ def aejax_epoch(dataset: str, data_dir: str | None, limit: int | None, batch_siz
 
     import aejax
     from aejax import objectives
-    from aejax.train import create_state, make_epoch_fn
+    from aejax.train import compile_stage, create_state
     from aejax.variants import ObjectiveConfig
 
     config = aejax.DataConfig(dataset=dataset, data_dir=data_dir, train_limit=limit)
@@ -50,9 +50,10 @@ def aejax_epoch(dataset: str, data_dir: str | None, limit: int | None, batch_siz
     metrics_fn = objectives.reconstruction_metrics(model.apply, ObjectiveConfig())
     state = create_state(model, data.input_dim, optax.adam(1e-3), jax.random.key(0))
     arrays = (jax.device_put(data.train_images), jax.device_put(data.train_labels))
-    epoch_fn = make_epoch_fn(metrics_fn, len(data.train_labels), batch_size)
+    test_arrays = (jax.device_put(data.test_images), jax.device_put(data.test_labels))
     key = jax.random.key(1)
-    compiled = jax.jit(epoch_fn, donate_argnums=0).lower(state, *arrays, key).compile()
+    # The same compiled epoch program that aejax.pretrain trains with.
+    compiled = compile_stage(metrics_fn, state, arrays, test_arrays, batch_size, key).epoch
     box = {"state": state, "epoch": 0}
 
     def run():
@@ -201,6 +202,7 @@ def main(argv=None) -> int:
         print("error: --rounds and --batch-size must be at least 1", file=sys.stderr)
         return 2
     import aejax
+    from aejax.train import batch_plan
 
     try:
         aejax_run, num_examples, input_dim = aejax_epoch(
@@ -210,7 +212,7 @@ def main(argv=None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     layers = machine.dense_layers(input_dim)
-    steps = -(-num_examples // args.batch_size)
+    steps, _, _ = batch_plan(num_examples, args.batch_size)  # padded as aejax pads the last batch
     contenders = {"aejax": aejax_run, "xla_matmuls": xla_matmuls(layers, steps, args.batch_size)}
     torch_run = torch_matmuls(layers, steps, args.batch_size)
     if torch_run is not None:

@@ -50,12 +50,13 @@ def matmul_peak_gflops(size: int = 2048, repeats: int = 10) -> float:
 
 def describe() -> dict:
     """CPU model, core counts, memory, OS and package versions."""
+    flags = _cpu_flags()
     info = {
         "cpu_model": _cpuinfo_field("model name") or platform.processor() or "unknown",
         "logical_cpus": os.cpu_count(),
         "usable_cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        "avx512": "avx512f" in _cpu_flags(),
-        "avx2": "avx2" in _cpu_flags(),
+        "avx512": "avx512f" in flags,
+        "avx2": "avx2" in flags,
         "memory_gib": _meminfo_gib(),
         "os": platform.platform(),
         "python": platform.python_version(),
