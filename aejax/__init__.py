@@ -1,23 +1,35 @@
-"""aejax: pretrain an autoencoder, transplant its encoder, fine-tune a classifier — in JAX."""
+"""aejax: pretrain an autoencoder, transplant its encoder, fine-tune a classifier — in JAX.
 
-from aejax.configs import (
+The core pipeline lives in this package's top-level modules; the research toolkit (many seeds as
+one program, the label-budget study, inspection figures) in `aejax.research`.
+"""
+
+from aejax.config import (
     DataConfig,
+    EarlyStoppingConfig,
+    FinetuneConfig,
     ModelConfig,
+    ObjectiveConfig,
+    PretrainConfig,
     StageConfig,
     TrainConfig,
+    TransferConfig,
     finetune_config,
     pretrain_config,
 )
-from aejax.data import Dataset, load_dataset, normalize, read_idx
-from aejax.errors import CheckpointError, DataError, EncoderMismatchError, UserError
-from aejax.evaluation import evaluate, evaluate_stage
-from aejax.interop import (
+from aejax.data import Dataset, DeviceData, Split, load_dataset, normalize, read_idx, to_device
+from aejax.errors import (
+    CheckpointError,
+    DataError,
+    EncoderMismatchError,
     StateDictMismatchError,
     TorchMissingError,
-    from_torch_state_dict,
-    to_torch_state_dict,
-    torch_adam,
+    TrainingDivergedError,
+    TrainingInterrupted,
+    UserError,
 )
+from aejax.evaluation import evaluate, evaluate_stage, load_stage
+from aejax.interop import from_torch_state_dict, to_torch_state_dict, torch_adam
 from aejax.models import (
     Autoencoder,
     Classifier,
@@ -26,6 +38,7 @@ from aejax.models import (
     make_autoencoder,
     make_classifier,
 )
+from aejax.stage_loop import StageResult
 from aejax.stages import finetune, pretrain
 from aejax.transplant import load_pretrained_encoder, transplant_encoder
 
@@ -37,13 +50,23 @@ __all__ = [
     "DataError",
     "Dataset",
     "Decoder",
+    "DeviceData",
+    "EarlyStoppingConfig",
     "Encoder",
     "EncoderMismatchError",
+    "FinetuneConfig",
     "ModelConfig",
+    "ObjectiveConfig",
+    "PretrainConfig",
+    "Split",
     "StageConfig",
+    "StageResult",
     "StateDictMismatchError",
     "TorchMissingError",
     "TrainConfig",
+    "TrainingDivergedError",
+    "TrainingInterrupted",
+    "TransferConfig",
     "UserError",
     "evaluate",
     "evaluate_stage",
@@ -52,12 +75,14 @@ __all__ = [
     "from_torch_state_dict",
     "load_dataset",
     "load_pretrained_encoder",
+    "load_stage",
     "make_autoencoder",
     "make_classifier",
     "normalize",
     "pretrain",
     "pretrain_config",
     "read_idx",
+    "to_device",
     "to_torch_state_dict",
     "torch_adam",
     "transplant_encoder",

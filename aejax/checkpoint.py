@@ -104,8 +104,8 @@ class StageCheckpoints:
         except Exception as err:  # noqa: BLE001 - Orbax raises many types for bad checkpoints
             raise CheckpointError(
                 f"checkpoint {self.directory / str(epoch)} cannot be restored "
-                f"({_first_line(err)}); "
-                "remove it or use another --workdir"
+                f"({_first_line(err)}); remove it or use another workdir",
+                settings=("workdir",),
             ) from err
         return restored[STATE_ITEM], restored[META_ITEM]
 

@@ -1,91 +1,206 @@
-"""Command-line flags shared by the scripts, and the one place user errors become exit status 2."""
+"""The command line of every script: its flags (defaults read from the config dataclasses), the
+configs they describe, and the one place where user errors become a line on stderr and exit 2.
+
+Library errors carry facts and the config fields that would fix them (`UserError.settings`);
+here those fields are named by their flags.
+"""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from collections.abc import Callable
+from typing import Any
 
-from absl import logging as absl_logging
-
-from aejax.configs import (
+from aejax.config import (
     DATASETS,
+    DTYPES,
+    ENCODERS,
     INITS,
+    LOSSES,
+    MODES,
     SOURCES,
     DataConfig,
+    EarlyStoppingConfig,
+    FinetuneConfig,
     ModelConfig,
+    ObjectiveConfig,
+    PretrainConfig,
     StageConfig,
     TrainConfig,
+    TransferConfig,
 )
-from aejax.errors import UserError
-from aejax.interrupt import TrainingInterrupted
+from aejax.errors import TrainingInterrupted, UserError
 
 USER_ERROR_EXIT = 2
 
 
-def stage_parser(stage: str, description: str) -> argparse.ArgumentParser:
+def _flag(parser, owner, name: str, help: str | None = None, **kwargs) -> None:
+    """``--name`` whose default is `owner`'s field `name` (a config instance's default)."""
+    default = getattr(owner, name)
+    if "type" not in kwargs and "choices" not in kwargs and default is not None:
+        kwargs["type"] = type(default)
+    flag = "--" + name.replace("_", "-")
+    parser.add_argument(flag, default=default, help=help, **kwargs)
+
+
+def add_data_flags(parser: argparse.ArgumentParser, data: DataConfig, limits: bool = True) -> None:
+    """--dataset, --source, --data-dir (and --train-limit, --test-limit)."""
+    _flag(parser, data, "dataset", choices=DATASETS)
+    _flag(parser, data, "source", choices=SOURCES, help="auto: local IDX files, then tfds")
+    _flag(parser, data, "data_dir", help="folder with IDX files (torchvision's ROOT works too)")
+    if limits:
+        _flag(parser, data, "train_limit", type=int, help="use only the first N training examples")
+        _flag(parser, data, "test_limit", type=int, help="use only the first N test examples")
+
+
+def add_common_flags(parser: argparse.ArgumentParser, progress: bool = True) -> None:
+    """--no-progress and --debug."""
+    if progress:
+        parser.add_argument("--no-progress", action="store_true", help="no progress output")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks for user errors")
+
+
+def stage_parser(kind: type[StageConfig], description: str) -> argparse.ArgumentParser:
     """Flags common to both stages; defaults are the reference pipeline's."""
-    model, data, train = ModelConfig(), DataConfig(), TrainConfig()
+    stage, model, train = kind(), ModelConfig(), TrainConfig()
     parser = argparse.ArgumentParser(description=description)
-    add = parser.add_argument
-    add("--workdir", default="runs/default", help=f"outputs go to WORKDIR/{stage}/")
-    add("--dataset", default=data.dataset, choices=DATASETS)
-    add("--source", default=data.source, choices=SOURCES, help="auto: local IDX files, then tfds")
-    add("--data-dir", default=None, help="folder with IDX files (torchvision's ROOT works too)")
-    add("--train-limit", type=int, default=None, help="use only the first N training examples")
-    add("--test-limit", type=int, default=None, help="use only the first N test examples")
-    add("--epochs", type=int, default=train.epochs)
-    add("--batch-size", type=int, default=train.batch_size)
-    add("--lr", type=float, default=train.lr)
-    add("--seed", type=int, default=train.seed)
-    add("--keep-checkpoints", type=int, default=train.keep_checkpoints)
-    add("--hidden", type=int, default=model.hidden)
-    add("--latent", type=int, default=model.latent)
-    add("--num-classes", type=int, default=model.num_classes)
-    add("--init", default=model.init, choices=INITS, help="torch: U(+-1/sqrt(fan_in)); lecun: Flax")
-    add("--overwrite", action="store_true", help="discard an earlier run of this stage in WORKDIR")
-    add("--no-progress", action="store_true", help="no progress bar or per-epoch lines")
-    add("--debug", action="store_true", help="show tracebacks for user errors")
+    _flag(parser, stage, "workdir", help=f"outputs go to WORKDIR/{kind.stage}/")
+    add_data_flags(parser, DataConfig())
+    for name in ("epochs", "batch_size", "lr", "seed", "keep_checkpoints"):
+        _flag(parser, train, name)
+    for name in ("hidden", "latent", "num_classes"):
+        _flag(parser, model, name)
+    _flag(parser, model, "init", choices=INITS, help="torch: U(+-1/sqrt(fan_in)); lecun: Flax")
+    _flag(parser, model, "dtype", choices=DTYPES, help="dtype of the matmuls")
+    parser.add_argument("--overwrite", action="store_true", help=f"discard an earlier {kind.stage}")
+    add_common_flags(parser)
     return parser
 
 
-def config_from_args(stage: str, args: argparse.Namespace) -> StageConfig:
-    """The StageConfig that the parsed flags describe (validated by the config classes)."""
-    return StageConfig(
-        stage=stage,
-        workdir=args.workdir,
-        model=ModelConfig(
-            hidden=args.hidden, latent=args.latent, num_classes=args.num_classes, init=args.init
-        ),
-        data=DataConfig(
-            dataset=args.dataset,
-            source=args.source,
-            data_dir=args.data_dir,
-            train_limit=args.train_limit,
-            test_limit=args.test_limit,
-        ),
-        train=TrainConfig(
-            epochs=args.epochs,
-            batch_size=args.batch_size,
-            lr=args.lr,
-            seed=args.seed,
-            keep_checkpoints=args.keep_checkpoints,
-        ),
-        pretrained_dir=getattr(args, "pretrained_dir", None),
+def pretrain_parser() -> argparse.ArgumentParser:
+    parser = stage_parser(PretrainConfig, "Pretrain the fully-connected autoencoder.")
+    objective = ObjectiveConfig()
+    _flag(parser, objective, "loss", choices=LOSSES, help="bce: sigmoid output, [0, 1] targets")
+    _flag(parser, objective, "noise", help="denoising: gaussian:SIGMA or mask:P (inputs only)")
+    return parser
+
+
+def finetune_parser() -> argparse.ArgumentParser:
+    parser = stage_parser(FinetuneConfig, "Fine-tune encoder + Dense(10) with cross-entropy.")
+    _flag(parser, FinetuneConfig(), "pretrained_dir", help="pretrain stage folder")
+    transfer, stopping = TransferConfig(), EarlyStoppingConfig()
+    _flag(parser, transfer, "encoder", choices=ENCODERS, help="scratch: no transplant")
+    _flag(parser, transfer, "mode", choices=MODES, help="frozen: train the head only")
+    _flag(parser, transfer, "encoder_lr_scale", help="discriminative mode: encoder lr = scale * lr")
+    _flag(parser, stopping, "val_split", help="hold out N training examples for validation")
+    _flag(parser, stopping, "patience", type=int, help="stop after P epochs without improvement")
+    return parser
+
+
+def config_from_args(kind: type, args: argparse.Namespace) -> Any:
+    """The config of class `kind` that the parsed flags describe, nested configs included.
+
+    Every field with a flag of the same name takes that flag's value; the rest keep defaults.
+    """
+    given, values = vars(args), {}
+    for field in dataclasses.fields(kind):
+        nested = _nested_config(field)
+        if nested is not None:
+            values[field.name] = config_from_args(nested, args)
+        elif field.name in given:
+            values[field.name] = given[field.name]
+    return kind(**values)
+
+
+def _nested_config(field: dataclasses.Field) -> type | None:
+    factory = field.default_factory
+    if factory is dataclasses.MISSING:
+        return None
+    default = factory()
+    return type(default) if dataclasses.is_dataclass(default) else None
+
+
+def label_budget_parser() -> argparse.ArgumentParser:
+    from aejax.research.label_budget import LabelBudgetConfig, format_budgets
+
+    study = LabelBudgetConfig()
+    parser = argparse.ArgumentParser(description="Test accuracy vs number of labels.")
+    parser.add_argument(
+        "--labels",
+        dest="budgets",
+        default=format_budgets(study.budgets),
+        help="comma-separated budgets; 'all' = every label",
     )
+    _flag(parser, study, "seeds")
+    add_data_flags(parser, study.data, limits=False)
+    _flag(parser, study.data, "test_limit", type=int, help="test on the first N test examples")
+    _flag(parser, study, "pretrain_epochs")
+    _flag(parser, study, "epochs", help="fine-tuning epochs (at least)")
+    _flag(parser, study, "min_steps", help="fine-tuning steps (at least)")
+    for name in ("batch_size", "lr", "encoder_lr_scale"):
+        _flag(parser, study, name)
+    for name in ("hidden", "latent"):
+        _flag(parser, study.model, name)
+    parser.add_argument(
+        "--out", default="runs/label_budget", help="folder for label_budget.{json,md,png}"
+    )
+    add_common_flags(parser)
+    return parser
 
 
-def run(main: Callable[[argparse.Namespace], dict], args: argparse.Namespace) -> int:
-    """Run `main`, print its final metrics; a UserError becomes one line on stderr and exit 2."""
+def evaluate_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description="Evaluate a stage folder's newest checkpoint.")
+    parser.add_argument("stage_dir", help="a stage folder, e.g. runs/fashion_mnist/finetune")
+    add_common_flags(parser, progress=False)
+    return parser
+
+
+def find_data_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description="Say where a dataset would be loaded from.")
+    add_data_flags(parser, DataConfig(), limits=False)
+    add_common_flags(parser, progress=False)
+    return parser
+
+
+def inspect_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description="Latent PCA scatter and reconstruction grid.")
+    parser.add_argument("pretrain_dirs", nargs="+", help="pretrain stage folders")
+    parser.add_argument("--grid", default=None, help="also write a reconstruction grid here")
+    add_data_flags(parser, DataConfig(), limits=False)
+    parser.set_defaults(dataset=None)  # None: the dataset the first folder was trained on
+    add_common_flags(parser, progress=False)
+    return parser
+
+
+PARSERS: dict[str, Callable[[], argparse.ArgumentParser]] = {
+    "pretrain": pretrain_parser,
+    "finetune": finetune_parser,
+    "evaluate": evaluate_parser,
+    "find_data": find_data_parser,
+    "label_budget": label_budget_parser,
+    "inspect_pretrained": inspect_parser,
+}
+
+
+def run(main: Callable[[argparse.Namespace], Any], parser: argparse.ArgumentParser, argv=None):
+    """Parse flags, run `main`, print what it returns (a dict as JSON); return the exit status.
+
+    A UserError becomes one line on stderr naming the flags that fix it, and status 2.
+    """
+    args = parser.parse_args(argv)
     if not args.debug:  # Orbax and tfds log routine warnings through absl; errors still show
+        from absl import logging as absl_logging
+
         absl_logging.set_verbosity(absl_logging.ERROR)
     try:
-        metrics = main(args)
+        result = main(args)
     except UserError as err:
         if args.debug:
             raise
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {err}{_flags_hint(parser, err.settings)}", file=sys.stderr)
         return USER_ERROR_EXIT
     except TrainingInterrupted as stop:
         print(stop, file=sys.stderr)
@@ -93,5 +208,12 @@ def run(main: Callable[[argparse.Namespace], dict], args: argparse.Namespace) ->
     except KeyboardInterrupt:  # a second Ctrl-C: the newest checkpoint is still there
         print("interrupted; run the same command again to resume", file=sys.stderr)
         return 130
-    print(json.dumps(metrics, indent=2))
+    print(result if isinstance(result, str) else json.dumps(result, indent=2))
     return 0
+
+
+def _flags_hint(parser: argparse.ArgumentParser, settings: tuple[str, ...]) -> str:
+    """`` (flags: --a, --b)`` for the settings this parser has a flag for, else nothing."""
+    by_dest = {a.dest: a.option_strings[0] for a in parser._actions if a.option_strings}
+    flags = [by_dest[s] for s in settings if s in by_dest]
+    return f" (flags: {', '.join(flags)})" if flags else ""

@@ -2,6 +2,7 @@
 
 Images are kept as uint8 ``(N, H*W)``; `normalize` maps them to [-1, 1] on the device, exactly as
 ``transforms.Normalize((0.5,), (0.5,))`` after ``ToTensor()`` does in the reference pipeline.
+A run puts its splits on the device once (`to_device`) and every epoch gathers batches there.
 """
 
 from __future__ import annotations
@@ -11,11 +12,13 @@ import gzip
 import os
 import socket
 from pathlib import Path
+from typing import Any, NamedTuple
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
-from aejax.configs import DataConfig
+from aejax.config import DataConfig
 from aejax.errors import DataError
 
 IMAGES_MAGIC = 0x00000803
@@ -33,6 +36,13 @@ SYSTEM_FOLDERS = {"fashion_mnist": ["/usr/share/datasets/fashion-mnist"]}
 TFDS_DOWNLOAD_HOST = ("storage.googleapis.com", 443)
 
 
+class Split(NamedTuple):
+    """One split: uint8 images ``(N, features)`` and int32 labels ``(N,)``; a PyTree."""
+
+    images: Any
+    labels: Any
+
+
 @dataclasses.dataclass(frozen=True)
 class Dataset:
     """Train and test splits as uint8 images ``(N, features)`` and int32 labels ``(N,)``."""
@@ -43,6 +53,14 @@ class Dataset:
     train_labels: np.ndarray
     test_images: np.ndarray
     test_labels: np.ndarray
+
+    @property
+    def train(self) -> Split:
+        return Split(self.train_images, self.train_labels)
+
+    @property
+    def test(self) -> Split:
+        return Split(self.test_images, self.test_labels)
 
     @property
     def input_dim(self) -> int:
@@ -57,6 +75,21 @@ class Dataset:
             f"{self.name} from {self.source}: {len(self.train_labels)} train / "
             f"{len(self.test_labels)} test examples, {self.input_dim} features"
         )
+
+
+@dataclasses.dataclass(frozen=True)
+class DeviceData:
+    """The splits one run trains, tests and (optionally) validates on, on the device."""
+
+    train: Split
+    test: Split
+    val: Split | None = None
+
+
+def to_device(data: Dataset, val: Split | None = None) -> DeviceData:
+    """Put `data`'s splits (and a validation split) on the device, once per run."""
+    splits = (data.train, data.test, val)
+    return DeviceData(*(None if split is None else jax.device_put(split) for split in splits))
 
 
 def normalize(images):
@@ -150,9 +183,12 @@ def load_idx(dataset: str, data_dir: str | None) -> Dataset:
         if find_idx_file(folder, IDX_STEMS["train_images"]):
             return load_idx_folder(folder, dataset)
     if data_dir and not Path(data_dir).expanduser().exists():
-        raise DataError(f"data folder {data_dir} does not exist")
+        raise DataError(f"data folder {data_dir} does not exist", settings=("data_dir",))
     searched = ", ".join(str(f) for f in folders) or "(no folder given)"
-    raise DataError(f"no IDX files for {dataset} in {searched}; pass --data-dir with the files")
+    raise DataError(
+        f"no IDX files for {dataset} in {searched}; point data_dir at a folder holding them",
+        settings=("data_dir",),
+    )
 
 
 def network_reachable(address=TFDS_DOWNLOAD_HOST, timeout_s: float = 3.0) -> bool:
@@ -167,9 +203,7 @@ def network_reachable(address=TFDS_DOWNLOAD_HOST, timeout_s: float = 3.0) -> boo
 def load_tfds(dataset: str, data_dir: str | None) -> Dataset:
     """Load `dataset` through `tfds.data_source`; downloads only when the network answers."""
     import tensorflow_datasets as tfds
-    from absl import logging as absl_logging
 
-    absl_logging.set_verbosity(absl_logging.ERROR)  # tfds warns per missing folder; we explain
     _hide_gpus_from_tensorflow()
     splits = {}
     for split in ("train", "test"):
@@ -179,7 +213,8 @@ def load_tfds(dataset: str, data_dir: str | None) -> Dataset:
             if not network_reachable():
                 raise DataError(
                     f"{dataset} is not prepared in the tfds data dir and there is no network to "
-                    "download it; pass --data-dir with IDX files"
+                    "download it; point data_dir at a folder with its IDX files",
+                    settings=("data_dir",),
                 ) from None
             try:
                 source = tfds.data_source(dataset, split=split, data_dir=data_dir, download=True)
@@ -215,7 +250,8 @@ def load_auto(dataset: str, data_dir: str | None) -> Dataset:
             return load_tfds(dataset, data_dir)
         except DataError as tfds_error:
             raise DataError(
-                f"{dataset} not found locally ({idx_error}) nor via tfds ({tfds_error})"
+                f"{dataset} not found locally ({idx_error}) nor via tfds ({tfds_error})",
+                settings=("data_dir",),
             ) from None
 
 

@@ -12,6 +12,7 @@ from typing import Any
 import jax
 
 from aejax.checkpoint import StageCheckpoints
+from aejax.data import Split
 from aejax.train import MetricsFn, compile_eval
 
 
@@ -36,27 +37,30 @@ def should_stop(history: list[dict[str, Any]], patience: int | None) -> bool:
 
 
 class Validator:
-    """The compiled evaluation of one validation split; returns ``val_*`` metrics per call."""
+    """The compiled evaluation of one validation split; returns ``val_*`` metrics per call.
 
-    def __init__(self, metrics_fn: MetricsFn, params, arrays, batch_size: int):
-        self.arrays = tuple(jax.device_put(a) for a in arrays)
-        self._evaluate = compile_eval(metrics_fn, params, self.arrays, batch_size)
+    `patience`: epochs without improvement after which training stops (None: never).
+    """
+
+    def __init__(self, metrics_fn: MetricsFn, params, split: Split, batch_size: int, patience=None):
+        self.split, self.patience = split, patience
+        self._evaluate = compile_eval(metrics_fn, params, split, batch_size)
 
     def __call__(self, params) -> dict[str, float]:
-        values = jax.device_get(self._evaluate(params, *self.arrays))
+        values = jax.device_get(self._evaluate(params, *self.split))
         return {f"val_{k}": float(v) for k, v in values.items() if k != "count"}
 
 
 def restore_best(
-    ckpt: StageCheckpoints, state, evaluate, test_arrays, history: list[dict[str, Any]]
+    ckpt: StageCheckpoints, state, evaluate, test: Split, history: list[dict[str, Any]]
 ) -> tuple[Any, dict]:
     """The best checkpointed state and that epoch's test, training and validation figures."""
     # Test metrics are recomputed from the restored params; train/val come from that epoch's row
     # of `history`, so no reported figure belongs to another epoch.
     epoch = ckpt.best_epoch()
     state, _ = ckpt.restore(epoch, state)
-    test = jax.device_get(evaluate(state.params, *test_arrays))
+    scores = jax.device_get(evaluate(state.params, *test))
     row = next(r for r in history if r["epoch"] == epoch)
     trained = {k: v for k, v in row.items() if k.startswith(("train_", "val_"))}
-    summary = {f"test_{k}": float(v) for k, v in test.items() if k != "count"}
+    summary = {f"test_{k}": float(v) for k, v in scores.items() if k != "count"}
     return state, {"best_epoch": epoch, **trained, **summary}

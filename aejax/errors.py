@@ -1,8 +1,19 @@
-"""Errors that are the user's to fix: scripts print them as one line and exit with status 2."""
+"""Every error aejax raises on purpose.
+
+`UserError` and its subclasses are the user's to fix: the scripts print them as one line and exit
+with status 2. Each carries the facts; `settings` names the config fields that would fix it, so a
+front end can word the hint in its own terms (the scripts name their flags).
+"""
+
+from __future__ import annotations
 
 
 class UserError(Exception):
-    """Bad input (flags, data, checkpoints, workdir): says what is wrong and what to do."""
+    """Bad input (settings, data, checkpoints, workdir): says what is wrong and what to do."""
+
+    def __init__(self, message: str, *, settings: tuple[str, ...] = ()):
+        super().__init__(message)
+        self.settings = tuple(settings)
 
 
 class DataError(UserError):
@@ -15,3 +26,23 @@ class CheckpointError(UserError):
 
 class EncoderMismatchError(CheckpointError):
     """The pretrained encoder does not fit the classifier's encoder."""
+
+
+class StateDictMismatchError(CheckpointError):
+    """A PyTorch state_dict or a params tree does not have the reference model's keys or shapes."""
+
+
+class TorchMissingError(UserError):
+    """PyTorch is needed for this call but is not installed."""
+
+
+class TrainingDivergedError(UserError):
+    """The loss became NaN or infinite."""
+
+
+class TrainingInterrupted(Exception):
+    """Training stopped on a signal after saving a checkpoint; the same command resumes it."""
+
+    def __init__(self, message: str, signum: int):
+        super().__init__(message)
+        self.exit_code = 128 + signum

@@ -1,20 +1,57 @@
-"""Evaluating trained params on a whole split, every example counted once."""
+"""Evaluating trained params on a whole split (every example counted once), and reading a stage
+folder's newest params back for that."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
+from typing import Any
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
 from aejax import checkpoint
-from aejax.configs import StageConfig
+from aejax.config import ObjectiveConfig, PretrainConfig, StageConfig
 from aejax.data import load_dataset
 from aejax.errors import CheckpointError
-from aejax.models import Autoencoder, make_autoencoder, make_classifier
-from aejax.objectives import reconstruction_metrics, uses_logits
-from aejax.train import classification_metrics, make_eval_fn
-from aejax.variants import ObjectiveConfig
+from aejax.models import ENCODER, Autoencoder, make_autoencoder, make_classifier
+from aejax.objectives import classification_metrics, reconstruction_metrics, uses_logits
+from aejax.train import make_eval_fn
+
+
+@dataclasses.dataclass(frozen=True)
+class SavedStage:
+    """A stage folder's config, its model, and the params of its newest checkpoint."""
+
+    config: StageConfig
+    model: nn.Module
+    params: Any
+    epoch: int
+
+
+def stage_model(config: StageConfig, input_dim: int) -> nn.Module:
+    """The model a stage trains: the autoencoder (output layer per objective) or the classifier."""
+    if isinstance(config, PretrainConfig):
+        return make_autoencoder(config.model, input_dim, logits=uses_logits(config.objective))
+    return make_classifier(config.model)
+
+
+def load_stage(stage_dir: str | Path) -> SavedStage:
+    """The newest checkpoint of a stage folder, restored without loading its dataset."""
+    stage_dir = Path(stage_dir)
+    config_path, checkpoints = stage_dir / "config.json", stage_dir / "checkpoints"
+    if not config_path.is_file():
+        raise CheckpointError(f"{stage_dir} is not a stage folder (no config.json)")
+    config = StageConfig.from_json(config_path.read_text())
+    epoch = checkpoint.latest_epoch(checkpoints)
+    if epoch is None:
+        raise CheckpointError(f"no checkpoint in {checkpoints}")
+    input_dim = checkpoint.saved_param_shapes(checkpoints, epoch)[ENCODER]["hidden"]["kernel"][0]
+    model = stage_model(config, input_dim)
+    template = jax.eval_shape(model.init, jax.random.key(0), jnp.zeros((1, input_dim)))
+    params = checkpoint.restore_subtree(checkpoints, epoch, {"params": template["params"]})
+    return SavedStage(config, model, params["params"], epoch)
 
 
 def evaluate(
@@ -32,27 +69,16 @@ def evaluate(
 
 def evaluate_stage(stage_dir: str | Path) -> dict[str, float]:
     """Evaluate the newest checkpoint of a stage folder on its dataset's test split."""
-    stage_dir = Path(stage_dir)
-    config_path = stage_dir / "config.json"
-    if not config_path.is_file():
-        raise CheckpointError(f"{stage_dir} is not a stage folder (no config.json)")
-    config = StageConfig.from_json(config_path.read_text())
-    epoch = checkpoint.latest_epoch(stage_dir / "checkpoints")
-    if epoch is None:
-        raise CheckpointError(f"no checkpoint in {stage_dir / 'checkpoints'}")
+    saved = load_stage(stage_dir)
+    config = saved.config
     data = load_dataset(config.data)
-    if config.stage == "pretrain":
-        model = make_autoencoder(config.model, data.input_dim, logits=uses_logits(config.objective))
-    else:
-        model = make_classifier(config.model)
-    like = model.init(jax.random.key(0), jnp.zeros((1, data.input_dim)))["params"]
-    params = checkpoint.restore_subtree(stage_dir / "checkpoints", epoch, {"params": like})
+    objective = config.objective if isinstance(config, PretrainConfig) else None
     metrics = evaluate(
-        model,
-        params["params"],
+        saved.model,
+        saved.params,
         data.test_images,
         data.test_labels,
         config.train.batch_size,
-        config.objective,
+        objective,
     )
-    return {"stage": config.stage, "epoch": epoch, "dataset": data.name, **metrics}
+    return {"stage": config.stage, "epoch": saved.epoch, "dataset": data.name, **metrics}

@@ -36,7 +36,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from aejax.errors import CheckpointError, UserError
+from aejax import trees
+from aejax.errors import StateDictMismatchError, TorchMissingError, UserError
 
 # aejax (module, layer) -> PyTorch module prefix, in the order PyTorch lists them.
 LAYERS = {
@@ -63,14 +64,6 @@ CHAINS = {
     "classifier": [("encoder", "hidden"), ("encoder", "latent"), ("head",)],
 }
 WRAPPER_PREFIXES = ("_orig_mod.", "module.")
-
-
-class StateDictMismatchError(CheckpointError):
-    """A PyTorch state_dict or a params tree does not have the reference model's keys or shapes."""
-
-
-class TorchMissingError(UserError):
-    """PyTorch is needed for this call but is not installed."""
 
 
 def from_torch_state_dict(
@@ -162,15 +155,12 @@ def scale_by_torch_adam(
 
 def check_same_shapes(expected: Any, actual: Any, what: str, shapes: bool = True) -> None:
     """Raise StateDictMismatchError naming each path (and shape) where `actual` differs."""
-    want, have = _flat(expected), _flat(actual)
-    problems = [f"{p} missing" for p in sorted(want.keys() - have.keys())]
-    problems += [f"{p} unexpected" for p in sorted(have.keys() - want.keys())]
-    if shapes:
-        problems += [
-            f"{p} is {have[p]}, expected {want[p]}"
-            for p in sorted(want.keys() & have.keys())
-            if have[p] != want[p]
-        ]
+    words = {
+        "missing": lambda d: f"{d.path} missing",
+        "unexpected": lambda d: f"{d.path} unexpected",
+        "shape": lambda d: f"{d.path} is {d.actual}, expected {d.expected}",
+    }
+    problems = [words[d.kind](d) for d in trees.differences(expected, actual, shapes)]
     if problems:
         raise StateDictMismatchError(
             f"{what} does not fit the model ({'; '.join(problems)}); "
@@ -210,15 +200,6 @@ def _check_chain(params: Mapping[str, Any], model: str) -> None:
                 f"{previous[1]}; the layer widths of the {model} are inconsistent"
             )
         previous = kernel_shape
-
-
-def _flat(tree: Any, prefix: str = "") -> dict[str, tuple[int, ...] | None]:
-    if isinstance(tree, Mapping):
-        flat: dict[str, tuple[int, ...] | None] = {}
-        for key, value in tree.items():
-            flat.update(_flat(value, f"{prefix}{key}/"))
-        return flat
-    return {prefix.rstrip("/"): None if tree is None else tuple(np.shape(tree))}
 
 
 def _strip_wrappers(key: str) -> str:

@@ -14,14 +14,6 @@ from collections.abc import Iterator
 HANDLED = (signal.SIGINT, signal.SIGTERM)
 
 
-class TrainingInterrupted(Exception):
-    """Training stopped on a signal after saving a checkpoint; the same command resumes it."""
-
-    def __init__(self, message: str, signum: int):
-        super().__init__(message)
-        self.exit_code = 128 + signum
-
-
 class StopRequest:
     """Set by a signal handler; read by the training loop at its safe points."""
 

@@ -1,7 +1,8 @@
 """Flax Linen modules: Encoder, Decoder, Autoencoder, Classifier. No training logic here.
 
-`Autoencoder` and `Classifier` both hold their encoder as a submodule named ``encoder`` so that the
-two parameter trees share that subtree exactly and the transplant is a PyTree operation.
+`Autoencoder` and `Classifier` both hold their encoder as a submodule named ``encoder`` (`ENCODER`)
+so that the two parameter trees share that subtree exactly and the transplant is a PyTree
+operation. ``dtype`` is the dtype of the matmuls; parameters are always float32.
 """
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from aejax.configs import ModelConfig
+from aejax.config import ModelConfig
 
 Dtype = Any
+ENCODER = "encoder"  # the submodule (and params subtree) that moves between the models
 
 
 def torch_uniform(fan_in: int):
@@ -77,6 +79,13 @@ class Decoder(nn.Module):
         return out if self.logits else jnp.tanh(out)
 
 
+def encoder_of(model: nn.Module) -> Encoder:
+    """The Encoder of a model with the same widths, init and dtype: one definition, one subtree."""
+    return Encoder(
+        hidden=model.hidden, latent=model.latent, init_style=model.init_style, dtype=model.dtype
+    )
+
+
 class Autoencoder(nn.Module):
     """Encoder followed by Decoder; returns the reconstruction."""
 
@@ -88,9 +97,7 @@ class Autoencoder(nn.Module):
     logits: bool = False
 
     def setup(self):
-        self.encoder = Encoder(
-            hidden=self.hidden, latent=self.latent, init_style=self.init_style, dtype=self.dtype
-        )
+        self.encoder = encoder_of(self)
         self.decoder = Decoder(
             hidden=self.hidden,
             output=self.output,
@@ -116,9 +123,7 @@ class Classifier(nn.Module):
     dtype: Dtype = jnp.float32
 
     def setup(self):
-        self.encoder = Encoder(
-            hidden=self.hidden, latent=self.latent, init_style=self.init_style, dtype=self.dtype
-        )
+        self.encoder = encoder_of(self)
         self.head = dense(self.num_classes, self.latent, self.init_style, self.dtype)
 
     def __call__(self, x):
@@ -132,6 +137,7 @@ def make_autoencoder(config: ModelConfig, input_dim: int, logits: bool = False) 
         latent=config.latent,
         output=input_dim,
         init_style=config.init,
+        dtype=jnp.dtype(config.dtype),
         logits=logits,
     )
 
@@ -143,4 +149,5 @@ def make_classifier(config: ModelConfig) -> Classifier:
         latent=config.latent,
         num_classes=config.num_classes,
         init_style=config.init,
+        dtype=jnp.dtype(config.dtype),
     )

@@ -1,4 +1,8 @@
-"""Pretraining objectives: MSE or BCE reconstruction, optionally of corrupted inputs (denoising).
+"""What each stage optimises and reports: per-example losses and the two task metrics functions.
+
+Each task is a *metrics function* (`aejax.train.MetricsFn`), which is all the task-agnostic
+training loop knows of it. Pretraining reconstructs
+(MSE or BCE, optionally from corrupted inputs: denoising); fine-tuning classifies.
 
 Inputs always reach the encoder normalised to [-1, 1], exactly as the classifier will see them, so
 the transplanted encoder meets the input distribution it was trained on. Only the target and the
@@ -10,13 +14,51 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import optax
 
+from aejax.config import ObjectiveConfig, parse_noise
 from aejax.data import normalize
-from aejax.losses import bce_per_example, mse_per_example
 from aejax.train import MetricsFn
-from aejax.variants import ObjectiveConfig, parse_noise
 
 BLACK = -1.0  # a masked pixel becomes background (0 in [0, 255]), not mid-grey
+
+
+def mse_per_example(reconstruction, target):
+    """Mean squared error over features, one value per example (`MSELoss` for a full batch)."""
+    return jnp.mean(jnp.square(reconstruction - target), axis=-1)
+
+
+def bce_per_example(logits, target):
+    """Binary cross-entropy of sigmoid(`logits`) against `target` in [0, 1], mean over features.
+
+    Computed from logits (``optax.sigmoid_binary_cross_entropy``), so saturated outputs give
+    finite losses and gradients.
+    """
+    return jnp.mean(optax.sigmoid_binary_cross_entropy(logits, target), axis=-1)
+
+
+def cross_entropy_per_example(logits, labels):
+    """Softmax cross-entropy with integer labels, one value per example."""
+    return optax.softmax_cross_entropy_with_integer_labels(logits, labels)
+
+
+def correct_per_example(logits, labels):
+    """1.0 where the arg-max class equals the label, else 0.0."""
+    return (jnp.argmax(logits, axis=-1) == labels).astype(jnp.float32)
+
+
+def classification_metrics(apply_fn) -> MetricsFn:
+    """Per-example softmax cross-entropy and correctness."""
+
+    def metrics(params, images, labels, rng):
+        del rng
+        logits = apply_fn({"params": params}, normalize(images))
+        return {
+            "loss": cross_entropy_per_example(logits, labels),
+            "accuracy": correct_per_example(logits, labels),
+        }
+
+    return metrics
 
 
 def corrupt(inputs, rng, noise: str):

@@ -10,8 +10,8 @@ from __future__ import annotations
 import jax
 import optax
 
-from aejax.transplant import ENCODER
-from aejax.variants import FinetuneConfig
+from aejax.config import TransferConfig
+from aejax.models import ENCODER
 
 HEAD = "head"
 
@@ -24,18 +24,18 @@ def param_labels(params) -> dict:
     }
 
 
-def encoder_transform(lr: float, finetune: FinetuneConfig) -> optax.GradientTransformation:
-    """What the encoder's gradients go through in `finetune.mode`."""
-    if finetune.mode == "frozen":
+def encoder_transform(lr: float, transfer: TransferConfig) -> optax.GradientTransformation:
+    """What the encoder's gradients go through in `transfer.mode`."""
+    if transfer.mode == "frozen":
         return optax.set_to_zero()
-    scale = finetune.encoder_lr_scale if finetune.mode == "discriminative" else 1.0
+    scale = transfer.encoder_lr_scale if transfer.mode == "discriminative" else 1.0
     return optax.adam(lr * scale)
 
 
-def make_optimizer(lr: float, finetune: FinetuneConfig) -> optax.GradientTransformation:
+def make_optimizer(lr: float, transfer: TransferConfig) -> optax.GradientTransformation:
     """Adam at `lr`; in frozen/discriminative mode the encoder gets its own transform."""
-    if finetune.mode == "full":
+    if transfer.mode == "full":
         return optax.adam(lr)  # the reference optimizer, and the same opt_state layout as before
     return optax.multi_transform(
-        {ENCODER: encoder_transform(lr, finetune), HEAD: optax.adam(lr)}, param_labels
+        {ENCODER: encoder_transform(lr, transfer), HEAD: optax.adam(lr)}, param_labels
     )

@@ -10,25 +10,27 @@ import dataclasses
 
 import numpy as np
 
-from aejax.data import Dataset
+from aejax.data import Dataset, Split
 from aejax.errors import UserError
 
 VAL_STREAM = 1  # keeps the validation draw independent of the label-budget draw
 
 
-def hold_out(data: Dataset, count: int, seed: int) -> tuple[Dataset, tuple[np.ndarray, np.ndarray]]:
+def hold_out(data: Dataset, count: int, seed: int) -> tuple[Dataset, Split]:
     """`data` without `count` training examples drawn by `seed`, and those examples."""
     total = len(data.train_labels)
     if not 0 < count < total:
         raise UserError(
-            f"--val-split {count} must be between 1 and {total - 1} (the training set has {total})"
+            f"a validation split of {count} must be between 1 and {total - 1} (the training set "
+            f"has {total})",
+            settings=("val_split",),
         )
     order = np.random.default_rng([seed, VAL_STREAM]).permutation(total)
     val, train = np.sort(order[:count]), np.sort(order[count:])
     rest = dataclasses.replace(
         data, train_images=data.train_images[train], train_labels=data.train_labels[train]
     )
-    return rest, (data.train_images[val], data.train_labels[val])
+    return rest, Split(data.train_images[val], data.train_labels[val])
 
 
 def per_class_counts(budget: int, num_classes: int) -> np.ndarray:
@@ -53,7 +55,8 @@ def balanced_indices(labels: np.ndarray, budget: int, seed: int) -> np.ndarray:
         if count > len(members):
             raise UserError(
                 f"a budget of {budget} labels needs {count} examples of class {cls}, "
-                f"but the training set has {len(members)}"
+                f"but the training set has {len(members)}",
+                settings=("budgets",),
             )
         chosen.append(rng.permutation(members)[:count])
     return np.sort(np.concatenate(chosen)).astype(np.int32)

@@ -20,20 +20,11 @@ import numpy as np
 import optax
 from flax.training import train_state
 
-from aejax.data import normalize
-from aejax.errors import UserError
-from aejax.losses import (
-    correct_per_example,
-    cross_entropy_per_example,
-    masked_mean,
-)
+from aejax.data import DeviceData, Split
+from aejax.errors import TrainingDivergedError
 
 MetricsFn = Callable[[Any, jax.Array, jax.Array, jax.Array], dict[str, jax.Array]]
 TrainState = train_state.TrainState
-
-
-class TrainingDivergedError(UserError):
-    """The loss became NaN or infinite."""
 
 
 def create_state(model, input_dim: int, tx: optax.GradientTransformation, key) -> TrainState:
@@ -45,22 +36,17 @@ def create_state(model, input_dim: int, tx: optax.GradientTransformation, key) -
     return state.replace(step=jnp.zeros((), jnp.int32))
 
 
-def classification_metrics(apply_fn) -> MetricsFn:
-    """Per-example softmax cross-entropy and correctness."""
-
-    def metrics(params, images, labels, rng):
-        del rng
-        logits = apply_fn({"params": params}, normalize(images))
-        return {
-            "loss": cross_entropy_per_example(logits, labels),
-            "accuracy": correct_per_example(logits, labels),
-        }
-
-    return metrics
+def masked_mean(values, mask):
+    """Mean of `values` over the entries where `mask` is 1 (padding contributes nothing)."""
+    return jnp.sum(values * mask) / jnp.maximum(jnp.sum(mask), 1.0)
 
 
 def batch_plan(num_examples: int, batch_size: int):
-    """Number of batches and ``(indices, mask)`` for covering `num_examples` with padding masked."""
+    """``(steps, positions, mask)`` for covering `num_examples` in batches, padding masked.
+
+    `positions` counts ``0 .. steps * batch_size - 1`` (slots past the data are padding) and
+    `mask` ``(steps, batch_size)`` is 1 for real examples and 0 for padding.
+    """
     steps = math.ceil(num_examples / batch_size)
     positions = jnp.arange(steps * batch_size)
     mask = (positions < num_examples).astype(jnp.float32).reshape(steps, batch_size)
@@ -147,39 +133,40 @@ class CompiledStage:
     compile_s: float
 
 
-def compile_stage(metrics_fn: MetricsFn, state, train_arrays, test_arrays, batch_size: int, key):
-    """Compile the epoch and eval programs once, ahead of time (so nothing recompiles later)."""
+def compile_stage(metrics_fn: MetricsFn, state, data: DeviceData, batch_size: int, key):
+    """Compile the epoch and test programs once, ahead of time (so nothing recompiles later)."""
     start = time.perf_counter()
-    epoch_fn = make_epoch_fn(metrics_fn, len(train_arrays[1]), batch_size)
-    epoch = jax.jit(epoch_fn, donate_argnums=0).lower(state, *train_arrays, key).compile()
-    evaluate = compile_eval(metrics_fn, state.params, test_arrays, batch_size)
+    epoch_fn = make_epoch_fn(metrics_fn, len(data.train.labels), batch_size)
+    epoch = jax.jit(epoch_fn, donate_argnums=0).lower(state, *data.train, key).compile()
+    evaluate = compile_eval(metrics_fn, state.params, data.test, batch_size)
     return CompiledStage(epoch, evaluate, time.perf_counter() - start)
 
 
-def compile_eval(metrics_fn: MetricsFn, params, arrays, batch_size: int):
-    """The evaluation program for `arrays` (images, labels), compiled ahead of time."""
-    eval_fn = make_eval_fn(metrics_fn, len(arrays[1]), batch_size)
-    return jax.jit(eval_fn).lower(params, *arrays).compile()
+def compile_eval(metrics_fn: MetricsFn, params, split: Split, batch_size: int):
+    """The evaluation program for `split`, compiled ahead of time."""
+    eval_fn = make_eval_fn(metrics_fn, len(split.labels), batch_size)
+    return jax.jit(eval_fn).lower(params, *split).compile()
 
 
-def run_epoch(compiled: CompiledStage, state, train_arrays, test_arrays, key, epoch: int):
-    """Train one epoch, then evaluate; metrics reach the host once each. Times training only."""
+def run_epoch(compiled: CompiledStage, state, data: DeviceData, key, epoch: int):
+    """Train one epoch, then test; metrics reach the host once each. Times training only."""
     start = time.perf_counter()
-    state, step_metrics = compiled.epoch(state, *train_arrays, key)
+    state, step_metrics = compiled.epoch(state, *data.train, key)
     step_metrics = jax.device_get(step_metrics)
     seconds = time.perf_counter() - start
-    test_metrics = jax.device_get(compiled.evaluate(state.params, *test_arrays))
+    test_metrics = jax.device_get(compiled.evaluate(state.params, *data.test))
     train = {k: float(np.mean(v)) for k, v in step_metrics.items()}
     test = {k: float(v) for k, v in test_metrics.items()}
     if not all(math.isfinite(v) for v in [*train.values(), *test.values()]):
         raise TrainingDivergedError(
             f"loss became NaN/Inf in epoch {epoch}; the last good checkpoint is kept, "
-            "try a smaller --lr"
+            "try a smaller learning rate",
+            settings=("lr",),
         )
     return state, EpochRecord(epoch, train, test, seconds), step_metrics["loss"]
 
 
-def steady_state_seconds(records: list[EpochRecord]) -> float | None:
-    """Median epoch time excluding the first epoch of this process (it pays for warm-up)."""
-    times = [r.seconds for r in records[1:]] or [r.seconds for r in records]
+def steady_state_seconds(seconds: list[float]) -> float | None:
+    """Median of epoch times, leaving out the first (it pays for warm-up) when there are more."""
+    times = seconds[1:] or seconds
     return statistics.median(times) if times else None

@@ -9,31 +9,19 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from aejax import checkpoint
+from aejax import checkpoint, trees
 from aejax.errors import CheckpointError, EncoderMismatchError
-
-ENCODER = "encoder"
-
-
-def tree_shapes(tree) -> dict[str, tuple[int, ...]]:
-    """``{"hidden/kernel": (784, 128), ...}``: every leaf's path and shape."""
-    flat, _ = jax.tree_util.tree_flatten_with_path(tree)
-    return {_path_name(path): tuple(leaf.shape) for path, leaf in flat}
+from aejax.models import ENCODER
 
 
 def encoder_mismatches(expected, actual) -> list[str]:
     """Human-readable differences in paths and shapes between two encoder trees (empty if none)."""
-    want, have = tree_shapes(expected), tree_shapes(actual)
-    problems = [f"{p}: missing in pretrained encoder" for p in sorted(want.keys() - have.keys())]
-    problems += [
-        f"{p}: unexpected in pretrained encoder" for p in sorted(have.keys() - want.keys())
-    ]
-    problems += [
-        f"{p}: pretrained {have[p]} vs classifier {want[p]}"
-        for p in sorted(want.keys() & have.keys())
-        if want[p] != have[p]
-    ]
-    return problems
+    words = {
+        "missing": lambda d: f"{d.path}: missing in pretrained encoder",
+        "unexpected": lambda d: f"{d.path}: unexpected in pretrained encoder",
+        "shape": lambda d: f"{d.path}: pretrained {d.actual} vs classifier {d.expected}",
+    }
+    return [words[d.kind](d) for d in trees.differences(expected, actual)]
 
 
 def check_encoder_fits(classifier_params, encoder_params) -> None:
@@ -42,8 +30,9 @@ def check_encoder_fits(classifier_params, encoder_params) -> None:
     if problems:
         raise EncoderMismatchError(
             "pretrained encoder does not fit the classifier ("
-            + "; ".join(f"encoder/{p}" for p in problems)
-            + "); use the same --hidden/--latent as in pretraining"
+            + "; ".join(f"{ENCODER}/{p}" for p in problems)
+            + "); use the same hidden and latent widths as in pretraining",
+            settings=("hidden", "latent"),
         )
 
 
@@ -53,18 +42,15 @@ def transplant_encoder(classifier_params: dict[str, Any], encoder_params) -> dic
     return {**classifier_params, ENCODER: encoder_params}
 
 
-def _path_name(path) -> str:
-    return "/".join(str(getattr(k, "key", getattr(k, "idx", k))) for k in path)
-
-
 def load_pretrained_encoder(pretrain_dir: str | Path, classifier_params) -> Any:
     """The encoder of the newest pretrain checkpoint (Orbax partial restore), shape-checked."""
     checkpoints_dir = Path(pretrain_dir) / "checkpoints"
     epoch = checkpoint.latest_epoch(checkpoints_dir)
     if epoch is None:
         raise CheckpointError(
-            f"no pretrained checkpoint in {checkpoints_dir}; run scripts/pretrain.py with the same "
-            "--workdir first (or pass --pretrained-dir)"
+            f"no pretrained checkpoint in {checkpoints_dir}; pretrain into the same workdir "
+            "first, or name a finished pretrain stage folder as pretrained_dir",
+            settings=("workdir", "pretrained_dir"),
         )
     saved = checkpoint.saved_param_shapes(checkpoints_dir, epoch)
     if ENCODER not in saved:

@@ -13,7 +13,7 @@ from typing import Any
 
 import jax
 
-from aejax.configs import StageConfig
+from aejax.config import StageConfig
 from aejax.errors import UserError
 
 FREE_SPACE_MARGIN_BYTES = 16 * 2**20  # metrics, figures, Orbax metadata
@@ -39,7 +39,8 @@ def prepare_stage_dir(config: StageConfig, state=None) -> Path:
         probe.unlink()
     except OSError as err:
         raise UserError(
-            f"cannot write to {stage_dir}: {err.strerror}; choose another --workdir"
+            f"cannot write to {stage_dir}: {err.strerror}; choose another workdir",
+            settings=("workdir",),
         ) from err
     if state is not None:
         _require_free_space(stage_dir, state, config.train.keep_checkpoints)
@@ -48,8 +49,9 @@ def prepare_stage_dir(config: StageConfig, state=None) -> Path:
         saved = StageConfig.from_json(config_path.read_text())
         if resume_key(saved) != resume_key(config):
             raise UserError(
-                f"{stage_dir} holds a run with a different config; pass --overwrite to replace "
-                "it, or use another --workdir"
+                f"{stage_dir} holds a run with a different config; overwrite it, or use another "
+                "workdir",
+                settings=("overwrite", "workdir"),
             )
     write_text(config_path, config.to_json())
     return stage_dir
@@ -71,7 +73,8 @@ def _require_free_space(stage_dir: Path, state, keep: int) -> None:
     if free < needed:
         raise UserError(
             f"only {free / 2**20:.1f} MiB free on the disk of {stage_dir}, need about "
-            f"{needed / 2**20:.1f} MiB for checkpoints; free space or choose another --workdir"
+            f"{needed / 2**20:.1f} MiB for checkpoints; free space or choose another workdir",
+            settings=("workdir",),
         )
 
 

@@ -37,8 +37,12 @@ def run_aejax(args) -> dict:
     train = aejax.TrainConfig(epochs=args.epochs, seed=args.seed, keep_checkpoints=1)
     result = {}
     try:
-        for stage, run in (("pretrain", aejax.pretrain), ("finetune", aejax.finetune)):
-            config = aejax.StageConfig(stage=stage, workdir=workdir, data=data_config, train=train)
+        stages = (
+            ("pretrain", aejax.pretrain_config, aejax.pretrain),
+            ("finetune", aejax.finetune_config, aejax.finetune),
+        )
+        for stage, make_config, run in stages:
+            config = make_config(workdir=workdir, data=data_config, train=train)
             outcome = run(config, data, progress=False)
             test = {"loss": outcome.metrics["test_loss"]}
             if stage == "finetune":

@@ -27,8 +27,7 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
-import machine  # noqa: E402
+import machine
 
 RESULTS = Path(__file__).parent / "results"
 LR = 1e-6  # the matmul-only updates keep the weights moving without letting them blow up
@@ -42,24 +41,22 @@ def aejax_epoch(dataset: str, data_dir: str | None, limit: int | None, batch_siz
     import aejax
     from aejax import objectives
     from aejax.train import compile_stage, create_state
-    from aejax.variants import ObjectiveConfig
 
     config = aejax.DataConfig(dataset=dataset, data_dir=data_dir, train_limit=limit)
     data = aejax.load_dataset(config)
     model = aejax.make_autoencoder(aejax.ModelConfig(), data.input_dim)
-    metrics_fn = objectives.reconstruction_metrics(model.apply, ObjectiveConfig())
+    metrics_fn = objectives.reconstruction_metrics(model.apply, aejax.ObjectiveConfig())
     state = create_state(model, data.input_dim, optax.adam(1e-3), jax.random.key(0))
-    arrays = (jax.device_put(data.train_images), jax.device_put(data.train_labels))
-    test_arrays = (jax.device_put(data.test_images), jax.device_put(data.test_labels))
+    device_data = aejax.to_device(data)
     key = jax.random.key(1)
     # The same compiled epoch program that aejax.pretrain trains with.
-    compiled = compile_stage(metrics_fn, state, arrays, test_arrays, batch_size, key).epoch
+    compiled = compile_stage(metrics_fn, state, device_data, batch_size, key).epoch
     box = {"state": state, "epoch": 0}
 
     def run():
         box["epoch"] += 1
         epoch_key = jax.random.fold_in(key, box["epoch"])
-        box["state"], metrics = compiled(box["state"], *arrays, epoch_key)
+        box["state"], metrics = compiled(box["state"], *device_data.train, epoch_key)
         jax.block_until_ready(metrics)
 
     return run, len(data.train_labels), data.input_dim
@@ -184,7 +181,7 @@ def table(record: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def parse_args(argv=None):
+def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--dataset", default="fashion_mnist", choices=["mnist", "fashion_mnist"])
     parser.add_argument("--data-dir", default=None)
@@ -193,24 +190,20 @@ def parse_args(argv=None):
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--name", default="epoch_floor")
     parser.add_argument("--results-dir", type=Path, default=RESULTS)
-    return parser.parse_args(argv)
+    parser.add_argument("--debug", action="store_true", help="show tracebacks for user errors")
+    return parser
 
 
-def main(argv=None) -> int:
-    args = parse_args(argv)
-    if args.rounds < 1 or args.batch_size < 1:
-        print("error: --rounds and --batch-size must be at least 1", file=sys.stderr)
-        return 2
+def benchmark(args) -> str:
+    """Time every contender, write the results files; the Markdown table."""
     import aejax
     from aejax.train import batch_plan
 
-    try:
-        aejax_run, num_examples, input_dim = aejax_epoch(
-            args.dataset, args.data_dir, args.train_limit, args.batch_size
-        )
-    except aejax.UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    if args.rounds < 1 or args.batch_size < 1:
+        raise aejax.UserError("rounds and batch size must be at least 1", settings=("rounds",))
+    aejax_run, num_examples, input_dim = aejax_epoch(
+        args.dataset, args.data_dir, args.train_limit, args.batch_size
+    )
     layers = machine.dense_layers(input_dim)
     steps, _, _ = batch_plan(num_examples, args.batch_size)  # padded as aejax pads the last batch
     contenders = {"aejax": aejax_run, "xla_matmuls": xla_matmuls(layers, steps, args.batch_size)}
@@ -220,7 +213,7 @@ def main(argv=None) -> int:
     seconds = measure(contenders, args.rounds)
     epoch_flops = steps * args.batch_size * machine.ae_train_flops_per_example(layers)
     record = {
-        "command": "python benchmarks/epoch_floor.py " + " ".join(argv or sys.argv[1:]),
+        "command": "python benchmarks/epoch_floor.py " + args.command_line,
         "machine": machine.describe(),
         "peak_gflops": machine.matmul_peak_gflops(),
         "num_examples": num_examples,
@@ -233,8 +226,15 @@ def main(argv=None) -> int:
     args.results_dir.mkdir(parents=True, exist_ok=True)
     (args.results_dir / f"{args.name}.json").write_text(json.dumps(record, indent=2) + "\n")
     (args.results_dir / f"{args.name}.md").write_text(table(record))
-    print(table(record))
-    return 0
+    return table(record)
+
+
+def main(argv=None) -> int:
+    from aejax import cli
+
+    parser = make_parser()
+    parser.set_defaults(command_line=" ".join(sys.argv[1:] if argv is None else argv))
+    return cli.run(benchmark, parser, argv)
 
 
 if __name__ == "__main__":

@@ -12,11 +12,9 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
-import machine  # noqa: E402
+import machine
 
 RESULTS = Path(__file__).parent / "results"
 # Per-epoch histories travel with the figures, so every quoted epoch time can be traced.

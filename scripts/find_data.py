@@ -1,21 +1,18 @@
-"""Check that a dataset can be loaded: prints where it comes from, or one line why not (exit 2)."""
+"""Check that a dataset can be loaded: prints where it comes from, or one line why not (exit 2).
 
-import argparse
+Example: python scripts/find_data.py --dataset mnist
+"""
+
 import sys
 
-from aejax.configs import DATASETS, SOURCES, DataConfig
+from aejax import cli
+from aejax.config import DataConfig
 from aejax.data import load_dataset
-from aejax.errors import UserError
+
+
+def main(args) -> str:
+    return load_dataset(cli.config_from_args(DataConfig, args)).describe()
+
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--dataset", default="mnist", choices=DATASETS)
-    parser.add_argument("--source", default="auto", choices=SOURCES)
-    parser.add_argument("--data-dir", default=None)
-    args = parser.parse_args()
-    try:
-        data = load_dataset(DataConfig(args.dataset, args.source, args.data_dir))
-    except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
-    print(data.describe())
+    sys.exit(cli.run(main, cli.find_data_parser()))

@@ -7,18 +7,13 @@ Example (linear probe with early stopping):
 import sys
 
 import aejax
-from aejax import cli, cli_variants
+from aejax import cli
 
 
 def main(args) -> dict:
-    config = cli_variants.with_variants(cli.config_from_args("finetune", args), args)
+    config = cli.config_from_args(aejax.FinetuneConfig, args)
     return aejax.finetune(config, progress=not args.no_progress, overwrite=args.overwrite).metrics
 
 
 if __name__ == "__main__":
-    parser = cli.stage_parser("finetune", "Fine-tune encoder + Dense(10) with cross-entropy.")
-    parser.add_argument(
-        "--pretrained-dir", default=None, help="pretrain stage folder (default: WORKDIR/pretrain)"
-    )
-    cli_variants.add_finetune_flags(parser)
-    sys.exit(cli.run(main, parser.parse_args()))
+    sys.exit(cli.run(main, cli.finetune_parser()))

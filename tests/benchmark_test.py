@@ -9,16 +9,14 @@ import json
 import subprocess
 import sys
 
+import compare_torch
+import epoch_floor
+import machine
 import numpy as np
 import pytest
+import report
 
-from conftest import FASHION_DIR, REPO
-
-sys.path.insert(0, str(REPO / "benchmarks"))
-import compare_torch  # noqa: E402
-import epoch_floor  # noqa: E402
-import machine  # noqa: E402
-import report  # noqa: E402
+from support import REPO, SUBSET_DIR, SUBSET_SIZES
 
 
 def can_import(*modules: str) -> bool:
@@ -112,8 +110,9 @@ def test_pytorch_side_reads_the_same_data_as_aejax(small_fashion):
     pytest.importorskip("torch")
     import torch_reference
 
-    data = torch_reference.load_arrays("fashion_mnist", FASHION_DIR, 3000, 1000)
+    data = torch_reference.load_arrays("fashion_mnist", SUBSET_DIR, *SUBSET_SIZES)
     np.testing.assert_array_equal(data.train_images, small_fashion.train_images)
+    np.testing.assert_array_equal(data.train_labels, small_fashion.train_labels)
     np.testing.assert_array_equal(data.test_labels, small_fashion.test_labels)
     x = torch_reference.normalize(data.train_images[:5]).numpy()
     assert x.min() == -1.0 and x.max() == 1.0 and x.dtype == np.float32
@@ -123,9 +122,9 @@ def test_torchvision_root_is_a_decompressed_copy(tmp_path):
     pytest.importorskip("torch")
     import torch_reference
 
-    root = torch_reference.torchvision_root("fashion_mnist", FASHION_DIR, tmp_path)
+    root = torch_reference.torchvision_root("fashion_mnist", SUBSET_DIR, tmp_path)
     raw = root / "FashionMNIST" / "raw"
-    labels = gzip.decompress((FASHION_DIR / "t10k-labels-idx1-ubyte.gz").read_bytes())
+    labels = gzip.decompress((SUBSET_DIR / "t10k-labels-idx1-ubyte.gz").read_bytes())
     assert (raw / "t10k-labels-idx1-ubyte").read_bytes() == labels
     assert sorted(p.name for p in raw.iterdir()) == sorted(torch_reference.IDX_FILES)
     # Already laid out for torchvision: used in place, nothing copied.
@@ -135,7 +134,7 @@ def test_torchvision_root_is_a_decompressed_copy(tmp_path):
 def test_benchmark_runs_end_to_end_on_a_tiny_subset(tmp_path):
     command = [
         sys.executable, str(REPO / "benchmarks" / "compare_torch.py"),
-        "--data-dir", str(FASHION_DIR), "--train-limit", "1000", "--test-limit", "200",
+        "--data-dir", str(SUBSET_DIR), "--train-limit", "1000", "--test-limit", "200",
         "--epochs", "2", "--torch-threads", "1", "--peak-size", "512",
         "--out-dir", str(tmp_path), "--workdir", str(tmp_path / "work"), "--name", "smoke",
     ]  # fmt: skip
@@ -179,7 +178,7 @@ def test_epoch_floor_summary_arithmetic():
 
 
 def test_epoch_floor_times_aejax_against_its_matmuls_on_a_tiny_subset(tmp_path):
-    args = ["--data-dir", str(FASHION_DIR), "--train-limit", "250", "--rounds", "1"]
+    args = ["--data-dir", str(SUBSET_DIR), "--train-limit", "250", "--rounds", "1"]
     assert epoch_floor.main([*args, "--results-dir", str(tmp_path), "--name", "floor"]) == 0
     record = json.loads((tmp_path / "floor.json").read_text())
     expected = {"aejax", "xla_matmuls"} | ({"torch_matmuls"} if can_import("torch") else set())

@@ -5,7 +5,7 @@ import optax
 import pytest
 
 from aejax import checkpoint
-from aejax.configs import ModelConfig
+from aejax.config import ModelConfig
 from aejax.errors import CheckpointError
 from aejax.models import make_autoencoder, make_classifier
 from aejax.train import create_state

@@ -1,139 +1,26 @@
-"""Shared fixtures: tiny configs and small subsets of real Fashion-MNIST."""
+"""Shared fixtures: real Fashion-MNIST, the committed subset or (where installed) the full set."""
 
-import gzip
-import os
-import subprocess
-import sys
-from pathlib import Path
-
-import numpy as np
 import pytest
 
-from aejax.configs import DataConfig, ModelConfig, StageConfig, TrainConfig
-from aejax.data import Dataset, load_dataset, subset
-
-FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
-REPO = Path(__file__).resolve().parents[1]
+from aejax.config import DataConfig
+from aejax.data import Dataset, load_dataset
+from support import FASHION_DIR, subset_data_config
 
 
 @pytest.fixture(scope="session")
 def fashion() -> Dataset:
-    """Real Fashion-MNIST (installed by scripts/setup.sh from Debian's dataset-fashion-mnist)."""
-    assert FASHION_DIR.is_dir(), "run scripts/setup.sh: it installs dataset-fashion-mnist"
+    """All of Fashion-MNIST (60 000 / 10 000), for the few tests that need the full set."""
+    if not FASHION_DIR.is_dir():
+        pytest.skip(
+            f"needs the full Fashion-MNIST in {FASHION_DIR} (Debian's dataset-fashion-mnist, "
+            "installed by scripts/setup.sh)"
+        )
     return load_dataset(
         DataConfig(dataset="fashion_mnist", source="idx", data_dir=str(FASHION_DIR))
     )
 
 
 @pytest.fixture(scope="session")
-def small_fashion(fashion) -> Dataset:
-    """3000 train / 1000 test real examples: enough to learn, fast to train."""
-    return subset(fashion, 3000, 1000)
-
-
-def tiny_config(stage: str, workdir, epochs: int = 2, **train) -> StageConfig:
-    """A small but real configuration for stage tests."""
-    return StageConfig(
-        stage=stage,
-        workdir=str(workdir),
-        model=ModelConfig(hidden=32, latent=16),
-        data=DataConfig(dataset="fashion_mnist", source="idx", data_dir=str(FASHION_DIR)),
-        train=TrainConfig(epochs=epochs, batch_size=100, **train),
-    )
-
-
-def write_idx(path: Path, array: np.ndarray, magic: int | None = None, gz: bool = False) -> Path:
-    """Write `array` (uint8) as an IDX file; `magic` overrides the header for broken files."""
-    array = np.asarray(array, np.uint8)
-    magic = magic if magic is not None else (0x0800 | array.ndim)
-    header = magic.to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in array.shape)
-    payload = header + array.tobytes()
-    if gz:
-        path = path.with_name(path.name + ".gz")
-        path.write_bytes(gzip.compress(payload))
-    else:
-        path.write_bytes(payload)
-    return path
-
-
-def write_idx_dataset(folder: Path, n_train=20, n_test=10, side=28, gz=False, seed=0) -> dict:
-    """Four hand-made IDX files in MNIST naming; returns the arrays written."""
-    rng = np.random.default_rng(seed)
-    folder.mkdir(parents=True, exist_ok=True)
-    arrays = {
-        "train-images-idx3-ubyte": rng.integers(0, 256, (n_train, side, side)),
-        "train-labels-idx1-ubyte": rng.integers(0, 10, n_train),
-        "t10k-images-idx3-ubyte": rng.integers(0, 256, (n_test, side, side)),
-        "t10k-labels-idx1-ubyte": rng.integers(0, 10, n_test),
-    }
-    for name, array in arrays.items():
-        write_idx(folder / name, array, gz=gz)
-    return arrays
-
-
-def run_script(name: str, *args: str, timeout: int = 300) -> subprocess.CompletedProcess:
-    """Run scripts/<name>.py as a user would, capturing its output."""
-    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
-    return subprocess.run(
-        [sys.executable, str(REPO / "scripts" / f"{name}.py"), *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=env,
-        cwd=REPO,
-    )
-
-
-def run_script_async(name: str, *args: str) -> subprocess.Popen:
-    """Start scripts/<name>.py without waiting (for kill and signal tests)."""
-    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
-    return subprocess.Popen(
-        [sys.executable, str(REPO / "scripts" / f"{name}.py"), *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-        cwd=REPO,
-    )
-
-
-def saved_params(stage_dir: Path):
-    """The params of a stage's newest checkpoint, as saved (numpy arrays)."""
-    import orbax.checkpoint as ocp
-
-    from aejax import checkpoint
-
-    checkpoints_dir = Path(stage_dir) / "checkpoints"
-    epoch = checkpoint.latest_epoch(checkpoints_dir)
-    assert epoch is not None, f"no checkpoint in {checkpoints_dir}"
-    with ocp.StandardCheckpointer() as restorer:
-        return restorer.restore(checkpoints_dir.absolute() / str(epoch) / "state")["params"]
-
-
-def snapshot(folder: Path) -> dict:
-    """Every file below `folder` with its size and modification time: to prove nothing changed."""
-    return {
-        str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns)
-        for p in sorted(Path(folder).rglob("*"))
-        if p.is_file()
-    }
-
-
-def run_script_here(name: str, *args: str) -> subprocess.CompletedProcess:
-    """Run scripts/<name>.py in this process (same code path, no start-up cost): for refusals."""
-    import contextlib
-    import io
-    import runpy
-
-    path = REPO / "scripts" / f"{name}.py"
-    out, err = io.StringIO(), io.StringIO()
-    saved_argv, sys.argv = sys.argv, [str(path), *args]
-    code = 0
-    try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            runpy.run_path(str(path), run_name="__main__")
-    except SystemExit as exit_:
-        code = exit_.code
-    finally:
-        sys.argv = saved_argv
-    return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
+def small_fashion() -> Dataset:
+    """2000 train / 500 test real examples (tests/data): enough to learn, fast to train."""
+    return load_dataset(subset_data_config())

@@ -1,12 +1,13 @@
+import jax
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
 from aejax import data as data_lib
-from aejax.configs import DataConfig
-from aejax.data import load_dataset, normalize, read_idx
+from aejax.config import DataConfig
+from aejax.data import DeviceData, Split, load_dataset, normalize, read_idx, to_device
 from aejax.errors import DataError
-from conftest import FASHION_DIR, write_idx, write_idx_dataset
+from support import SUBSET_SIZES, subset_data_config, write_idx, write_idx_dataset
 
 
 @pytest.mark.parametrize("gz", [False, True])
@@ -58,6 +59,13 @@ def test_missing_folder_is_named(tmp_path):
         load_dataset(DataConfig(source="idx", data_dir=str(tmp_path / "nope")))
 
 
+def test_real_fashion_mnist_subset(small_fashion):
+    assert small_fashion.train_images.shape == (SUBSET_SIZES[0], 784)
+    assert small_fashion.test_images.shape == (SUBSET_SIZES[1], 784)
+    assert set(np.unique(small_fashion.train_labels)) == set(range(10))
+    assert small_fashion.train_labels[:3].tolist() == [9, 0, 0]  # ankle boot, t-shirt, t-shirt
+
+
 def test_real_fashion_mnist(fashion):
     assert fashion.train_images.shape == (60000, 784)
     assert fashion.test_images.shape == (10000, 784)
@@ -71,16 +79,24 @@ def test_normalize_maps_uint8_to_minus_one_one():
     np.testing.assert_allclose(normalize(pixels), (pixels / 255 - 0.5) / 0.5, atol=1e-6)
 
 
-def test_limits_cut_both_splits(fashion):
-    config = DataConfig(
-        dataset="fashion_mnist",
-        source="idx",
-        data_dir=str(FASHION_DIR),
-        train_limit=300,
-        test_limit=7,
-    )
-    data = load_dataset(config)
+def test_limits_cut_both_splits():
+    data = load_dataset(subset_data_config(train_limit=300, test_limit=7))
     assert (len(data.train_labels), len(data.test_labels)) == (300, 7)
+
+
+def test_splits_and_device_data(small_fashion):
+    train, test = small_fashion.train, small_fashion.test
+    assert isinstance(train, Split) and train.images is small_fashion.train_images
+    assert test.labels is small_fashion.test_labels
+    images, labels = train  # a Split unpacks like a pair
+    assert len(images) == len(labels) == SUBSET_SIZES[0]
+    val = Split(small_fashion.train_images[:5], small_fashion.train_labels[:5])
+    on_device = to_device(small_fashion, val)
+    assert isinstance(on_device, DeviceData) and isinstance(on_device.test, Split)
+    assert isinstance(on_device.train.images, jax.Array)
+    np.testing.assert_array_equal(on_device.test.labels, small_fashion.test_labels)
+    np.testing.assert_array_equal(on_device.val.images, val.images)
+    assert to_device(small_fashion).val is None
 
 
 def test_tfds_source_under_mock_data():
@@ -96,7 +112,8 @@ def test_auto_offline_without_local_files_fails_with_one_clear_line(tmp_path, mo
     with pytest.raises(DataError) as info:
         load_dataset(DataConfig(dataset="mnist", source="auto", data_dir=str(tmp_path)))
     message = str(info.value)
-    assert "no network" in message and "--data-dir" in message and "\n" not in message
+    assert "no network" in message and "data_dir" in message and "\n" not in message
+    assert info.value.settings == ("data_dir",)
 
 
 def test_auto_reports_broken_local_files_instead_of_trying_tfds(tmp_path, monkeypatch):

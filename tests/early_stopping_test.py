@@ -6,10 +6,10 @@ import jax
 import numpy as np
 
 from aejax import checkpoint
+from aejax.config import EarlyStoppingConfig
 from aejax.early_stopping import best_epoch, should_stop
 from aejax.stages import finetune, pretrain
-from aejax.variants import FinetuneConfig
-from conftest import tiny_config
+from support import tiny_config
 
 
 def _rows(*accuracies):
@@ -29,7 +29,7 @@ def test_finetune_stops_early_and_restores_the_best_epoch(tmp_path, small_fashio
     pretrain(tiny_config("pretrain", tmp_path, epochs=1), small_fashion, progress=False)
     # A large lr makes validation accuracy wobble, so patience 1 stops after a worse epoch.
     config = tiny_config("finetune", tmp_path, epochs=20, lr=0.03).replace(
-        finetune=FinetuneConfig(val_split=500, patience=1)
+        early_stopping=EarlyStoppingConfig(val_split=500, patience=1)
     )
     result = finetune(config, small_fashion, progress=False)
     history, best = result.history, result.metrics["best_epoch"]
@@ -42,7 +42,7 @@ def test_finetune_stops_early_and_restores_the_best_epoch(tmp_path, small_fashio
     for key in ("train_loss", "train_accuracy", "val_loss", "val_accuracy"):
         assert result.metrics[key] == history[best - 1][key], key
     assert result.metrics["train_loss"] != history[-1]["train_loss"]
-    assert result.metrics["num_train"] == 2500 and result.metrics["num_val"] == 500
+    assert result.metrics["num_train"] == 1500 and result.metrics["num_val"] == 500
     saved = json.loads((tmp_path / "finetune" / "metrics.json").read_text())
     assert saved["best_epoch"] == best
     kept = {int(p.name) for p in (tmp_path / "finetune" / "checkpoints").iterdir()}

@@ -7,8 +7,8 @@ import pytest
 
 from aejax import workdir
 from aejax.errors import UserError
-from conftest import (
-    FASHION_DIR,
+from support import (
+    SUBSET_DIR,
     run_script,
     run_script_here,
     snapshot,
@@ -18,7 +18,7 @@ from conftest import (
 )
 
 TINY = ["--hidden", "32", "--latent", "16", "--train-limit", "1000", "--test-limit", "200"]
-REAL = ["--dataset", "fashion_mnist", "--data-dir", str(FASHION_DIR), *TINY, "--no-progress"]
+REAL = ["--dataset", "fashion_mnist", "--data-dir", str(SUBSET_DIR), *TINY, "--no-progress"]
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +49,7 @@ def _data_dir(tmp_path, case):
 @pytest.mark.parametrize(
     "script, case, fragment",
     [
-        ("pretrain", "missing", "does not exist"),
+        ("pretrain", "missing", "does not exist (flags: --data-dir)"),
         ("pretrain", "empty", "no IDX files for mnist"),
         ("pretrain", "truncated", "truncated or corrupt"),
         ("pretrain", "bad-magic", "magic number 0x0badbeef"),
@@ -78,20 +78,27 @@ def test_input_size_follows_the_data(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "extra, fragment",
+    "extra, fragment, hint",
     [
-        (["--lr", "0.5"], "holds a run with a different config; pass --overwrite"),
-        (["--epochs", "0"], "epochs must be positive"),
-        (["--batch-size", "0"], "batch size must be positive"),
-        (["--batch-size", "1001"], "exceeds the 1000 training examples"),
-        (["--lr", "0"], "learning rate must be positive"),
+        (
+            ["--lr", "0.5"],
+            "holds a run with a different config; overwrite it, or use another workdir",
+            " (flags: --overwrite, --workdir)",
+        ),
+        (["--epochs", "0"], "epochs must be positive", " (flags: --epochs)"),
+        (["--batch-size", "0"], "batch size must be positive", None),
+        (["--batch-size", "1001"], "exceeds the 1000 training examples", " (flags: --batch-size)"),
+        (["--lr", "0"], "learning rate must be positive", " (flags: --lr)"),
     ],
 )
-def test_bad_flags_exit_2_and_keep_checkpoints(trained, extra, fragment):
+def test_bad_flags_exit_2_and_keep_checkpoints(trained, extra, fragment, hint):
     before = snapshot(trained)
     result = run_script_here("pretrain", *REAL, *extra, "--workdir", str(trained))
     assert result.returncode == 2, result.stderr
     assert fragment in result.stderr and "Traceback" not in result.stderr
+    assert result.stderr.count("\n") == 1
+    if hint is not None:
+        assert result.stderr.endswith(f"{hint}\n")
     assert snapshot(trained) == before
 
 
@@ -124,7 +131,7 @@ def test_corrupt_checkpoint_exits_2(trained, tmp_path):
 def test_diverging_loss_names_the_epoch_and_saves_nothing_bad(tmp_path):
     result = run_script_here("pretrain", *REAL, "--lr", "1e30", "--workdir", str(tmp_path))
     assert result.returncode == 2, result.stderr
-    assert "NaN/Inf in epoch 1" in result.stderr
+    assert "NaN/Inf in epoch 1" in result.stderr and "(flags: --lr)" in result.stderr
     assert not (tmp_path / "pretrain" / "checkpoints" / "1").exists()
 
 

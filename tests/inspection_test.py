@@ -4,15 +4,18 @@ import json
 
 import jax
 import numpy as np
+import pytest
 
-from aejax.inspection import load_autoencoder, pca_2d, save_latents, save_variant_grid
+from aejax import data
+from aejax.config import ObjectiveConfig, PretrainConfig, TransferConfig
+from aejax.errors import CheckpointError
+from aejax.research.inspection import load_autoencoder, pca_2d, save_latents, save_variant_grid
 from aejax.stages import finetune, pretrain
-from aejax.variants import FinetuneConfig, ObjectiveConfig
-from conftest import FASHION_DIR, run_script, tiny_config
+from support import SUBSET_DIR, run_script, run_script_here, tiny_config
 
 SMALL_RUN = [
-    "--dataset", "fashion_mnist", "--data-dir", str(FASHION_DIR), "--train-limit", "3000",
-    "--test-limit", "1000", "--hidden", "32", "--latent", "16", "--no-progress",
+    "--dataset", "fashion_mnist", "--data-dir", str(SUBSET_DIR), "--hidden", "32", "--latent", "16",
+    "--no-progress",
 ]  # fmt: skip
 
 
@@ -31,7 +34,7 @@ def test_bce_denoising_pretraining_then_frozen_finetune(tmp_path, small_fashion)
     pre = pretrain(pre_config, small_fashion, progress=False)
     assert 0.0 < pre.metrics["test_bce"] < 0.6931  # below the loss of predicting 0.5 everywhere
     fine_config = tiny_config("finetune", tmp_path / "bce", epochs=2, lr=1e-2).replace(
-        finetune=FinetuneConfig(mode="frozen")
+        transfer=TransferConfig(mode="frozen")
     )
     fine = finetune(fine_config, small_fashion, progress=False)
     same = jax.tree.map(np.array_equal, fine.state.params["encoder"], pre.state.params["encoder"])
@@ -41,13 +44,34 @@ def test_bce_denoising_pretraining_then_frozen_finetune(tmp_path, small_fashion)
     assert fine.metrics["test_accuracy"] > 0.2
     pretrain(tiny_config("pretrain", tmp_path / "mse", epochs=1), small_fashion, progress=False)
     folders = [tmp_path / "mse" / "pretrain", tmp_path / "bce" / "pretrain"]
-    config, _, params = load_autoencoder(folders[1])
-    assert config.objective == objective
-    same = jax.tree.map(np.array_equal, params, pre.state.params)
+    saved = load_autoencoder(folders[1])
+    assert isinstance(saved.config, PretrainConfig) and saved.config.objective == objective
+    assert saved.epoch == 1 and saved.model.logits  # BCE: the decoder outputs logits
+    same = jax.tree.map(np.array_equal, saved.params, pre.state.params)
     assert all(jax.tree.leaves(same))
+    with pytest.raises(CheckpointError, match="is a finetune folder, not a pretrain one"):
+        load_autoencoder(tmp_path / "bce" / "finetune")
     assert save_latents(folders[0], small_fashion, count=500).stat().st_size > 1000
     grid = save_variant_grid(folders, small_fashion, tmp_path / "grid.png", count=4)
     assert grid.stat().st_size > 1000
+
+
+def test_inspect_script_uses_the_dataset_of_the_first_folder(tmp_path, small_fashion, monkeypatch):
+    pretrain(tiny_config("pretrain", tmp_path, epochs=1), small_fashion, progress=False)
+    folder = tmp_path / "pretrain"
+    asked = []
+
+    def load_dataset(config):
+        asked.append(config)
+        return small_fashion
+
+    monkeypatch.setattr(data, "load_dataset", load_dataset)
+    grid = tmp_path / "grid.png"
+    shown = run_script_here("inspect_pretrained", str(folder), "--grid", str(grid))
+    assert shown.returncode == 0, shown.stderr
+    assert [config.dataset for config in asked] == ["fashion_mnist"]  # the default is mnist
+    assert json.loads(shown.stdout)["written"] == [str(folder / "latents.png"), str(grid)]
+    assert (folder / "latents.png").stat().st_size > 1000 and grid.stat().st_size > 1000
 
 
 def test_variant_flags_reach_the_saved_configs(tmp_path):
@@ -63,13 +87,12 @@ def test_variant_flags_reach_the_saved_configs(tmp_path):
     )  # fmt: skip
     assert fine.returncode == 0, fine.stderr
     saved = json.loads((tmp_path / "finetune" / "config.json").read_text())
-    assert saved["finetune"] == {
+    assert saved["transfer"] == {
         "mode": "discriminative",
         "encoder": "pretrained",
         "encoder_lr_scale": 0.2,
-        "val_split": 300,
-        "patience": 1,
     }
+    assert saved["early_stopping"] == {"val_split": 300, "patience": 1}
     objective = json.loads((tmp_path / "pretrain" / "config.json").read_text())["objective"]
     assert objective == {"loss": "bce", "noise": "gaussian:0.4"}
     metrics = json.loads(fine.stdout)

@@ -29,13 +29,14 @@ from aejax import (
     to_torch_state_dict,
     torch_adam,
 )
-from aejax.interop import StateDictMismatchError
+from aejax.config import ObjectiveConfig
+from aejax.errors import StateDictMismatchError
+from aejax.objectives import classification_metrics
 from aejax.objectives import reconstruction_metrics as objective_metrics
-from aejax.train import classification_metrics, create_state, make_epoch_fn
-from aejax.variants import ObjectiveConfig
-from conftest import REPO
+from aejax.train import create_state, make_epoch_fn
 
 torch = pytest.importorskip("torch", reason="PyTorch parity needs pip install 'aejax[torch]'")
+import torch_reference as ref  # noqa: E402 (needs torch)
 
 
 def reconstruction_metrics(apply_fn):
@@ -44,8 +45,6 @@ def reconstruction_metrics(apply_fn):
 
 
 torch.set_num_threads(1)  # tiny batches; extra threads only contend with XLA's on 2 cores
-sys.path.insert(0, str(REPO / "benchmarks"))
-import torch_reference as ref  # noqa: E402
 
 STEPS, BATCH = 50, 100
 
@@ -62,8 +61,10 @@ def max_abs_diff(params_a, params_b) -> float:
 
 
 @pytest.fixture(scope="module")
-def images(fashion):
-    return fashion.train_images[: STEPS * BATCH], fashion.train_labels[: STEPS * BATCH]
+def images(small_fashion):
+    # STEPS batches of real images; the 2000-image subset is gone through more than once.
+    rows = np.arange(STEPS * BATCH) % len(small_fashion.train_labels)
+    return small_fashion.train_images[rows], small_fashion.train_labels[rows]
 
 
 @pytest.mark.parametrize("kind", ["autoencoder", "classifier"])

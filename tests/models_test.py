@@ -2,8 +2,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from aejax.configs import ModelConfig
-from aejax.models import make_autoencoder, make_classifier
+from aejax.config import ModelConfig
+from aejax.models import ENCODER, make_autoencoder, make_classifier
 
 
 def _init(model, features=784, key=0):
@@ -31,7 +31,7 @@ def test_encoder_subtree_has_the_same_structure_in_both_models():
     pa, pc = _init(ae), _init(clf)
     assert jax.tree.structure(pa["encoder"]) == jax.tree.structure(pc["encoder"])
     assert jax.tree.map(jnp.shape, pa["encoder"]) == jax.tree.map(jnp.shape, pc["encoder"])
-    assert set(pc) == {"encoder", "head"} and set(pa) == {"encoder", "decoder"}
+    assert set(pc) == {ENCODER, "head"} and set(pa) == {ENCODER, "decoder"}
 
 
 def test_torch_init_is_uniform_within_one_over_sqrt_fan_in():
@@ -51,3 +51,40 @@ def test_lecun_init_is_flax_default_with_zero_bias():
     assert float(jnp.max(jnp.abs(params["encoder"]["hidden"]["bias"]))) == 0.0
     kernel = params["encoder"]["hidden"]["kernel"]
     np.testing.assert_allclose(float(jnp.std(kernel)), 1 / np.sqrt(784), rtol=0.05)
+
+
+def _dtypes(tree):
+    return {leaf.dtype for leaf in jax.tree.leaves(tree)}
+
+
+def test_bfloat16_computes_in_bfloat16_while_params_stay_float32():
+    config = ModelConfig(dtype="bfloat16")
+    ae, clf = make_autoencoder(config, 784), make_classifier(config)
+    x = jax.random.uniform(jax.random.key(1), (5, 784), minval=-1, maxval=1)
+    ae_params, clf_params = _init(ae), _init(clf)
+    assert _dtypes(ae_params) == _dtypes(clf_params) == {jnp.dtype(jnp.float32)}
+
+    @jax.jit
+    def outputs(ae_params, clf_params):
+        reconstruction = ae.apply({"params": ae_params}, x)
+        latent = ae.apply({"params": ae_params}, x, method="encode")
+        logits, activations = clf.apply({"params": clf_params}, x, capture_intermediates=True)
+        return reconstruction, latent, logits, activations["intermediates"]
+
+    reconstruction, latent, logits, activations = outputs(ae_params, clf_params)
+    assert reconstruction.dtype == latent.dtype == logits.dtype == jnp.bfloat16
+    assert _dtypes(activations) == {jnp.dtype(jnp.bfloat16)}
+    # The same params in float32 give the same logits up to bfloat16 rounding.
+    float32 = make_classifier(ModelConfig())
+    reference = jax.jit(float32.apply)({"params": clf_params}, x)
+    assert reference.dtype == jnp.float32
+    np.testing.assert_allclose(np.asarray(logits, np.float32), reference, atol=0.05)
+
+
+def test_float32_is_the_default_everywhere():
+    assert ModelConfig().dtype == "float32"
+    clf = make_classifier(ModelConfig())
+    params = _init(clf)
+    apply = jax.jit(lambda p, x: clf.apply({"params": p}, x, capture_intermediates=True))
+    _, activations = apply(params, jnp.ones((2, 784)))
+    assert _dtypes(params) == _dtypes(activations["intermediates"]) == {jnp.dtype(jnp.float32)}

@@ -5,12 +5,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from aejax.configs import ModelConfig
+from aejax.config import ModelConfig, ObjectiveConfig
 from aejax.data import normalize
-from aejax.losses import bce_per_example
 from aejax.models import make_autoencoder
-from aejax.objectives import corrupt, reconstruct, reconstruction_metrics
-from aejax.variants import ObjectiveConfig
+from aejax.objectives import bce_per_example, corrupt, reconstruct, reconstruction_metrics
 
 
 def _identity(variables, x):

@@ -5,18 +5,18 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from aejax.configs import ModelConfig
+from aejax.config import ModelConfig, TransferConfig
 from aejax.models import make_classifier
+from aejax.objectives import classification_metrics
 from aejax.optim import make_optimizer, param_labels
-from aejax.train import classification_metrics, create_state, make_epoch_fn
-from aejax.variants import FinetuneConfig
+from aejax.train import create_state, make_epoch_fn
 
 SMALL = ModelConfig(hidden=32, latent=16)
 
 
 def _state(mode: str, scale: float = 0.1, lr: float = 1e-3):
     model = make_classifier(SMALL)
-    tx = make_optimizer(lr, FinetuneConfig(mode=mode, encoder_lr_scale=scale))
+    tx = make_optimizer(lr, TransferConfig(mode=mode, encoder_lr_scale=scale))
     return model, create_state(model, 784, tx, jax.random.key(0))
 
 
@@ -81,7 +81,7 @@ def test_discriminative_first_update_scales_the_encoder_only(small_fashion):
 
 
 def test_full_mode_is_plain_adam():
-    tx = make_optimizer(1e-3, FinetuneConfig())
+    tx = make_optimizer(1e-3, TransferConfig())
     params = {"encoder": {"w": jnp.ones(3)}, "head": {"w": jnp.ones(2)}}
     reference = optax.adam(1e-3).init(params)
     assert jax.tree.structure(tx.init(params)) == jax.tree.structure(reference)

@@ -3,12 +3,13 @@
 import numpy as np
 import pytest
 
+from aejax.data import Split
 from aejax.errors import UserError
 from aejax.splits import balanced_indices, hold_out, per_class_counts
 
 
-def test_budgets_are_class_balanced_deterministic_and_nested(fashion):
-    labels = fashion.train_labels
+def test_budgets_are_class_balanced_deterministic_and_nested(small_fashion):
+    labels = small_fashion.train_labels  # at least 186 examples of each class
     small = balanced_indices(labels, 100, seed=3)
     assert len(small) == 100 and len(np.unique(small)) == 100
     assert np.bincount(labels[small], minlength=10).tolist() == [10] * 10
@@ -24,17 +25,21 @@ def test_uneven_budgets_spread_the_remainder():
 
 
 def test_a_budget_larger_than_a_class_is_refused(small_fashion):
-    with pytest.raises(UserError, match="needs"):
+    with pytest.raises(UserError, match="needs") as info:
         balanced_indices(small_fashion.train_labels, 3000, seed=0)
+    assert info.value.settings == ("budgets",)
 
 
 def test_hold_out_is_disjoint_deterministic_and_sized(small_fashion):
-    rest, (val_images, val_labels) = hold_out(small_fashion, 500, seed=1)
-    assert len(rest.train_labels) == 2500 and len(val_labels) == 500
+    rest, val = hold_out(small_fashion, 500, seed=1)
+    assert isinstance(val, Split)
+    val_images, val_labels = val
+    assert len(rest.train_labels) == 1500 and len(val_labels) == 500
     again, (val_again, _) = hold_out(small_fashion, 500, seed=1)
     assert np.array_equal(val_images, val_again)
     rows = {r.tobytes() for r in small_fashion.train_images}
     assert {r.tobytes() for r in val_images} <= rows
     assert len(rest.test_labels) == len(small_fashion.test_labels)
-    with pytest.raises(UserError, match="--val-split"):
+    with pytest.raises(UserError, match="validation split of 3000") as info:
         hold_out(small_fashion, 3000, seed=1)
+    assert info.value.settings == ("val_split",)

@@ -8,19 +8,18 @@ import numpy as np
 import pytest
 
 from aejax import checkpoint
+from aejax.config import FinetuneConfig, ObjectiveConfig, PretrainConfig, TrainConfig
 from aejax.errors import UserError
+from aejax.evaluation import evaluate_stage, load_stage
+from aejax.stage_loop import epoch_key, resume_epoch
 from aejax.stages import finetune, pretrain
-from conftest import FASHION_DIR, run_script, tiny_config
+from support import SUBSET_DIR, SUBSET_SIZES, run_script, subset_data_config, tiny_config
 
 SMALL_RUN = [
     "--dataset",
     "fashion_mnist",
     "--data-dir",
-    str(FASHION_DIR),
-    "--train-limit",
-    "3000",
-    "--test-limit",
-    "1000",
+    str(SUBSET_DIR),
     "--hidden",
     "64",
     "--latent",
@@ -58,7 +57,7 @@ def test_scripts_run_the_pipeline_and_learn(pipeline_run):
         ):
             assert metrics[key] is not None, key
         assert metrics["dataset"] == "fashion_mnist" and metrics["epochs"] == 3
-        assert metrics["num_test"] == 1000
+        assert metrics["num_test"] == SUBSET_SIZES[1]
     # The final metrics are printed as JSON on stdout.
     assert json.loads(fine.stdout)["test_accuracy"] == fine_metrics["test_accuracy"]
 
@@ -102,6 +101,7 @@ def test_finetune_without_pretraining_exits_2_with_one_line(tmp_path):
     assert result.returncode == 2
     assert result.stderr.strip().startswith("error: no pretrained checkpoint")
     assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip().endswith("(flags: --workdir, --pretrained-dir)")
 
 
 def test_encoder_shape_mismatch_names_the_paths(tmp_path, small_fashion):
@@ -144,21 +144,52 @@ def test_evaluate_script_reproduces_the_final_metrics(pipeline_run):
     assert result.returncode == 0, result.stderr
     final = json.loads((workdir / "finetune" / "metrics.json").read_text())
     evaluated = json.loads(result.stdout)
-    assert evaluated["epoch"] == 3 and evaluated["count"] == 1000
+    assert evaluated["epoch"] == 3 and evaluated["count"] == SUBSET_SIZES[1]
     assert evaluated["accuracy"] == final["test_accuracy"]
     assert evaluated["loss"] == pytest.approx(final["test_loss"], rel=1e-6)
 
 
 def test_evaluate_stage_scores_a_bce_autoencoder_with_its_own_objective(tmp_path, small_fashion):
-    from aejax.configs import DataConfig
-    from aejax.evaluation import evaluate_stage
-    from aejax.variants import ObjectiveConfig
-
-    # evaluate_stage reloads the data from the config: limit it to the subset trained on.
-    data = DataConfig("fashion_mnist", "idx", str(FASHION_DIR), train_limit=3000, test_limit=1000)
+    # evaluate_stage reloads the data from the config: the subset trained on.
     config = tiny_config("pretrain", tmp_path, epochs=1).replace(
-        objective=ObjectiveConfig(loss="bce"), data=data
+        objective=ObjectiveConfig(loss="bce"), data=subset_data_config()
     )
     result = pretrain(config, small_fashion, progress=False)
     evaluated = evaluate_stage(tmp_path / "pretrain")
     assert evaluated["loss"] == pytest.approx(result.metrics["test_loss"], rel=1e-5)
+
+
+def test_load_stage_restores_the_newest_checkpoint_of_either_stage(pipeline_run):
+    workdir = pipeline_run[0]
+    for stage, kind in (("pretrain", PretrainConfig), ("finetune", FinetuneConfig)):
+        saved = load_stage(workdir / stage)
+        assert isinstance(saved.config, kind) and saved.epoch == 3
+        assert saved.config.model.hidden == 64 and saved.config.model.latent == 32
+        assert saved.params["encoder"]["hidden"]["kernel"].shape == (784, 64)
+    assert set(load_stage(workdir / "finetune").params) == {"encoder", "head"}
+
+
+def test_stages_refuse_the_other_stages_config(tmp_path, small_fashion):
+    with pytest.raises(TypeError, match="needs a PretrainConfig, got FinetuneConfig"):
+        pretrain(tiny_config("finetune", tmp_path), small_fashion, progress=False)
+    with pytest.raises(TypeError, match="needs a FinetuneConfig, got PretrainConfig"):
+        finetune(tiny_config("pretrain", tmp_path), small_fashion, progress=False)
+
+
+def test_where_a_run_resumes_is_read_from_its_stage_folder(pipeline_run, tmp_path):
+    config = PretrainConfig(workdir=str(pipeline_run[0]))
+    assert resume_epoch(config, overwrite=False) == 3
+    assert resume_epoch(config, overwrite=True) is None
+    assert resume_epoch(FinetuneConfig(workdir=str(tmp_path)), overwrite=False) is None
+
+
+def test_epoch_keys_depend_on_seed_and_epoch_only():
+    def data(key):
+        return jax.random.key_data(key).tolist()
+
+    config = PretrainConfig(workdir="a")
+    same = FinetuneConfig(workdir="b")
+    assert data(epoch_key(config, 2)) == data(epoch_key(same, 2))
+    assert data(epoch_key(config, 2)) != data(epoch_key(config, 3))
+    other_seed = config.replace(train=TrainConfig(seed=1))
+    assert data(epoch_key(config, 2)) != data(epoch_key(other_seed, 2))

@@ -6,21 +6,22 @@ import optax
 import pytest
 from flax.training.train_state import TrainState
 
-from aejax.configs import ModelConfig
-from aejax.data import normalize
+from aejax.config import ModelConfig, ObjectiveConfig
+from aejax.data import DeviceData, Split, normalize
+from aejax.errors import TrainingDivergedError
 from aejax.evaluation import evaluate
 from aejax.models import make_autoencoder, make_classifier
-from aejax.objectives import reconstruction_metrics
+from aejax.objectives import classification_metrics, reconstruction_metrics
 from aejax.train import (
-    TrainingDivergedError,
-    classification_metrics,
+    compile_eval,
     compile_stage,
     create_state,
     make_epoch_fn,
     make_eval_fn,
+    masked_mean,
     run_epoch,
+    steady_state_seconds,
 )
-from aejax.variants import ObjectiveConfig
 
 SMALL = ModelConfig(hidden=32, latent=16)
 
@@ -32,6 +33,11 @@ def _classifier_state(lr=1e-3, seed=0):
 
 def _arrays(data, n):
     return jnp.asarray(data.train_images[:n]), jnp.asarray(data.train_labels[:n])
+
+
+def _device_data(data, n_train, n_test):
+    test = Split(jnp.asarray(data.test_images[:n_test]), jnp.asarray(data.test_labels[:n_test]))
+    return DeviceData(train=Split(*_arrays(data, n_train)), test=test)
 
 
 def test_overfitting_one_batch_drives_the_loss_down(small_fashion):
@@ -49,10 +55,10 @@ def test_overfitting_one_batch_drives_the_loss_down(small_fashion):
 def test_autoencoder_epoch_reduces_reconstruction_error(small_fashion):
     model = make_autoencoder(SMALL, 784)
     state = create_state(model, 784, optax.adam(1e-3), jax.random.key(0))
-    images, labels = _arrays(small_fashion, 3000)
+    images, labels = _arrays(small_fashion, 2000)
     metrics_fn = reconstruction_metrics(model.apply, ObjectiveConfig())
     before = evaluate(model, state.params, images, labels)["loss"]
-    epoch = jax.jit(make_epoch_fn(metrics_fn, 3000, 100))
+    epoch = jax.jit(make_epoch_fn(metrics_fn, 2000, 100))
     for e in range(3):
         state, _ = epoch(state, images, labels, jax.random.key(e))
     assert evaluate(model, state.params, images, labels)["loss"] < 0.6 * before
@@ -99,35 +105,53 @@ def test_training_compiles_once_across_epochs(small_fashion):
 
 def test_compiled_stage_traces_nothing_after_compilation(small_fashion):
     model, state = _classifier_state()
-    train = _arrays(small_fashion, 500)
-    test = (
-        jnp.asarray(small_fashion.test_images[:200]),
-        jnp.asarray(small_fashion.test_labels[:200]),
-    )
+    data = _device_data(small_fashion, 500, 200)
     traces = []
 
     def counting(params, images, labels, rng):
         traces.append(1)
         return classification_metrics(model.apply)(params, images, labels, rng)
 
-    compiled = compile_stage(counting, state, train, test, 100, jax.random.key(0))
+    compiled = compile_stage(counting, state, data, 100, jax.random.key(0))
     after_compile = len(traces)
     for e in range(3):
-        state, record, _ = run_epoch(compiled, state, train, test, jax.random.key(e), e + 1)
+        state, record, _ = run_epoch(compiled, state, data, jax.random.key(e), e + 1)
     assert len(traces) == after_compile
     assert 0 <= record.test["accuracy"] <= 1 and record.test["count"] == 200
 
 
 def test_nan_loss_stops_with_the_epoch_named(small_fashion):
     model, state = _classifier_state(lr=1e30)  # diverges at once
-    train = _arrays(small_fashion, 300)
-    test = (
-        jnp.asarray(small_fashion.test_images[:100]),
-        jnp.asarray(small_fashion.test_labels[:100]),
-    )
+    data = _device_data(small_fashion, 300, 100)
     compiled = compile_stage(
-        classification_metrics(model.apply), state, train, test, 100, jax.random.key(0)
+        classification_metrics(model.apply), state, data, 100, jax.random.key(0)
     )
-    with pytest.raises(TrainingDivergedError, match="epoch 7"):
+    with pytest.raises(TrainingDivergedError, match="epoch 7") as info:
         for _ in range(3):
-            state, _, _ = run_epoch(compiled, state, train, test, jax.random.key(0), 7)
+            state, _, _ = run_epoch(compiled, state, data, jax.random.key(0), 7)
+    assert info.value.settings == ("lr",)
+
+
+def test_compiled_eval_matches_the_eval_function(small_fashion):
+    model, state = _classifier_state()
+    split = Split(*_arrays(small_fashion, 250))
+    metrics_fn = classification_metrics(model.apply)
+    compiled = compile_eval(metrics_fn, state.params, split, 100)
+    expected = jax.jit(make_eval_fn(metrics_fn, 250, 100))(state.params, *split)
+    got = compiled(state.params, *split)
+    assert float(got["count"]) == 250
+    for key in ("loss", "accuracy"):
+        np.testing.assert_allclose(got[key], expected[key], rtol=1e-6)
+
+
+def test_masked_mean_ignores_padding():
+    values, mask = jnp.array([1.0, 3.0, 100.0]), jnp.array([1.0, 1.0, 0.0])
+    assert float(masked_mean(values, mask)) == 2.0
+    assert float(masked_mean(values, jnp.zeros(3))) == 0.0  # an all-padding batch adds nothing
+
+
+def test_steady_state_leaves_out_the_first_epoch():
+    assert steady_state_seconds([9.0, 1.0, 3.0]) == 2.0
+    assert steady_state_seconds([9.0, 1.0, 2.0, 30.0]) == 2.0
+    assert steady_state_seconds([5.0]) == 5.0
+    assert steady_state_seconds([]) is None

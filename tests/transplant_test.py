@@ -3,7 +3,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from aejax.configs import ModelConfig
+from aejax.config import ModelConfig
 from aejax.errors import EncoderMismatchError
 from aejax.models import make_autoencoder, make_classifier
 from aejax.transplant import transplant_encoder

@@ -5,11 +5,13 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from aejax import ensemble
-from aejax.configs import ModelConfig
+from aejax.config import ModelConfig
+from aejax.data import Split
 from aejax.models import make_classifier
+from aejax.objectives import classification_metrics
+from aejax.research import multi_seed
 from aejax.splits import balanced_indices
-from aejax.train import classification_metrics, create_state
+from aejax.train import create_state
 
 SMALL = ModelConfig(hidden=32, latent=16)
 
@@ -17,21 +19,20 @@ SMALL = ModelConfig(hidden=32, latent=16)
 def test_vmapped_seeds_equal_each_seed_trained_alone(small_fashion):
     model, tx = make_classifier(SMALL), optax.adam(1e-3)
     metrics_fn = classification_metrics(model.apply)
-    images = jnp.asarray(small_fashion.train_images)
-    labels = jnp.asarray(small_fashion.train_labels)
+    train = Split(jnp.asarray(small_fashion.train_images), jnp.asarray(small_fashion.train_labels))
     seeds = [0, 1, 2]
     indices = jnp.asarray(
         np.stack([balanced_indices(small_fashion.train_labels, 200, s) for s in seeds])
     )
-    init_keys, run_keys = ensemble.seed_keys(seeds, 0), ensemble.seed_keys(seeds, 1)
-    states = ensemble.init_states(model, 784, tx, init_keys)
-    run = ensemble.compile_run(metrics_fn, states, images, labels, run_keys, indices, 50, 3)
-    together, metrics = run(states, images, labels, run_keys, indices)
+    init_keys, run_keys = multi_seed.seed_keys(seeds, 0), multi_seed.seed_keys(seeds, 1)
+    states = multi_seed.init_states(model, 784, tx, init_keys)
+    run = multi_seed.compile_run(metrics_fn, states, train, run_keys, indices, 50, 3)
+    together, metrics = run(states, *train, run_keys, indices)
     assert metrics["loss"].shape == (3, 3)  # (seeds, epochs)
-    alone_fn = jax.jit(ensemble.make_run_fn(metrics_fn, 200, 50, 3))
+    alone_fn = jax.jit(multi_seed.make_run_fn(metrics_fn, 200, 50, 3))
     for i, _ in enumerate(seeds):
         state = create_state(model, 784, tx, init_keys[i])
-        alone, _ = alone_fn(state, images, labels, run_keys[i], indices[i])
+        alone, _ = alone_fn(state, *train, run_keys[i], indices[i])
         for a, b in zip(
             jax.tree.leaves(alone.params), jax.tree.leaves(together.params), strict=True
         ):
@@ -41,14 +42,14 @@ def test_vmapped_seeds_equal_each_seed_trained_alone(small_fashion):
     assert not np.allclose(kernels[0], kernels[1])
 
 
-def test_evaluate_all_scores_each_seed(small_fashion):
+def test_evaluator_scores_each_seed(small_fashion):
     model = make_classifier(SMALL)
-    states = ensemble.init_states(model, 784, optax.adam(1e-3), ensemble.seed_keys([0, 1], 0))
+    keys = multi_seed.seed_keys([0, 1], 0)
+    states = multi_seed.init_states(model, 784, optax.adam(1e-3), keys)
     images = jnp.asarray(small_fashion.test_images[:250])
     labels = jnp.asarray(small_fashion.test_labels[:250])
-    result = ensemble.evaluate_all(
-        classification_metrics(model.apply), states.params, images, labels, 100
-    )
+    evaluate = multi_seed.make_evaluator(classification_metrics(model.apply), 250, batch_size=100)
+    result = evaluate(states.params, images, labels)
     assert result["accuracy"].shape == (2,) and result["count"].tolist() == [250, 250]
     for i in range(2):
         params = jax.tree.map(lambda x, i=i: x[i], states.params)

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from aejax import plots
+from aejax.research import figures
 
 
 def markdown_table(result: dict[str, Any]) -> str:
@@ -25,12 +25,6 @@ def markdown_table(result: dict[str, Any]) -> str:
     seeds = len(cells[0]["accuracy"])
     lines.append("")
     lines.append(f"Test accuracy (%) on {result['dataset']}, mean ± sample std over {seeds} seeds.")
-    timing = result.get("timing")
-    if timing:
-        lines.append(
-            f"{timing['seeds']} seeds in one vmapped program took {timing['ratio_vs_one_seed']:.2f}"
-            f"x the wall time of 1 seed ({timing['speedup_vs_loop']:.1f}x faster than a loop)."
-        )
     return "\n".join(lines) + "\n"
 
 
@@ -41,7 +35,7 @@ def write_outputs(result: dict[str, Any], out_dir: str | Path) -> dict[str, str]
     paths = {k: out / f"label_budget.{k}" for k in ("json", "md", "png")}
     paths["json"].write_text(json.dumps(result, indent=2) + "\n")
     paths["md"].write_text(markdown_table(result))
-    plots.save_label_budget(
+    figures.save_label_budget(
         result["cells"], paths["png"], f"{result['dataset']}: does pretraining help?"
     )
     return {k: str(v) for k, v in paths.items()}

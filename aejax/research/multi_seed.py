@@ -9,13 +9,12 @@ alone share each step's dispatch and matrix multiplies instead of queueing one a
 
 from __future__ import annotations
 
-import time
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
+from aejax.data import Split
 from aejax.train import MetricsFn, TrainState, make_epoch_fn, make_eval_fn
 
 
@@ -54,11 +53,15 @@ def make_run_fn(metrics_fn: MetricsFn, num_examples: int, batch_size: int, epoch
     return run
 
 
-def compile_run(metrics_fn: MetricsFn, states, images, labels, keys, indices, batch_size, epochs):
-    """The vmapped run for these shapes, compiled ahead of time (state is donated)."""
+def compile_run(metrics_fn: MetricsFn, states, train: Split, keys, indices, batch_size, epochs):
+    """``run(states, images, labels, keys, indices)`` vmapped over seeds, compiled ahead of time.
+
+    Each seed trains `epochs` epochs on the rows of `train` that its row of `indices` names; the
+    states are donated.
+    """
     run = make_run_fn(metrics_fn, indices.shape[1], batch_size, epochs)
     vmapped = jax.vmap(run, in_axes=(0, None, None, 0, 0))
-    return jax.jit(vmapped, donate_argnums=0).lower(states, images, labels, keys, indices).compile()
+    return jax.jit(vmapped, donate_argnums=0).lower(states, *train, keys, indices).compile()
 
 
 def make_evaluator(metrics_fn: MetricsFn, num_examples: int, batch_size: int = 1000):
@@ -73,25 +76,6 @@ def make_evaluator(metrics_fn: MetricsFn, num_examples: int, batch_size: int = 1
     return evaluate
 
 
-def evaluate_all(metrics_fn: MetricsFn, params, images, labels, batch_size: int = 1000):
-    """Per-seed mean metrics on one split (every example counted once), as NumPy arrays."""
-    return make_evaluator(metrics_fn, len(labels), batch_size)(params, images, labels)
-
-
 def seed_keys(seeds, stream: int):
     """One key per seed for a random stream: ``fold_in(key(seed), stream)``."""
     return jnp.stack([jax.random.fold_in(jax.random.key(s), stream) for s in seeds])
-
-
-def time_run(states, metrics_fn, images, labels, keys, indices, batch_size, epochs) -> dict:
-    """Seconds for one vmapped run of ``len(keys)`` seeds from `states`, compile time apart."""
-    start = time.perf_counter()
-    compiled = compile_run(metrics_fn, states, images, labels, keys, indices, batch_size, epochs)
-    compile_s = time.perf_counter() - start
-    best = float("inf")
-    for _ in range(2):  # the first call may still pay for allocation; keep the faster one
-        fresh = jax.block_until_ready(jax.tree.map(jnp.copy, states))  # runs donate their state
-        start = time.perf_counter()
-        jax.block_until_ready(compiled(fresh, images, labels, keys, indices))
-        best = min(best, time.perf_counter() - start)
-    return {"seeds": len(keys), "seconds": best, "compile_s": compile_s}

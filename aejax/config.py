@@ -1,0 +1,254 @@
+"""Typed, frozen configuration of the pipeline, validated on construction, with a JSON round trip.
+
+Defaults reproduce the reference PyTorch tutorial: 784-128-64 encoder, Adam 1e-3, batch 100,
+10 epochs, PyTorch-style uniform initialisation, MSE reconstruction, the whole classifier
+fine-tuned. Each stage's config holds only what that stage uses: `PretrainConfig` the
+reconstruction objective, `FinetuneConfig` the transfer and early-stopping options.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any, ClassVar
+
+from aejax.errors import UserError
+
+DATASETS = ("mnist", "fashion_mnist")
+SOURCES = ("auto", "idx", "tfds")
+INITS = ("torch", "lecun")
+DTYPES = ("float32", "bfloat16")
+LOSSES = ("mse", "bce")
+NOISE_KINDS = ("none", "gaussian", "mask")
+MODES = ("full", "frozen", "discriminative")
+ENCODERS = ("pretrained", "scratch")
+
+
+def _require(condition: bool, message: str, *settings: str) -> None:
+    if not condition:
+        raise UserError(message, settings=settings)
+
+
+def _one_of(value: str, choices: tuple[str, ...], name: str) -> None:
+    _require(value in choices, f"{name} must be one of {', '.join(choices)}, got {value!r}", name)
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """Layer widths, initialisation and compute dtype; the input width follows the data."""
+
+    hidden: int = 128
+    latent: int = 64
+    num_classes: int = 10
+    init: str = "torch"
+    dtype: str = "float32"  # of the matmuls; params and optimizer state stay float32
+
+    def __post_init__(self):
+        _require(self.hidden > 0 and self.latent > 0, "layer widths must be positive", "hidden")
+        _require(self.num_classes > 1, "num_classes must be at least 2", "num_classes")
+        _one_of(self.init, INITS, "init")
+        _one_of(self.dtype, DTYPES, "dtype")
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    """Which dataset, where to find it, and optional subsets for quick runs."""
+
+    dataset: str = "mnist"
+    source: str = "auto"
+    data_dir: str | None = None
+    train_limit: int | None = None
+    test_limit: int | None = None
+
+    def __post_init__(self):
+        _one_of(self.dataset, DATASETS, "dataset")
+        _one_of(self.source, SOURCES, "source")
+        for name in ("train_limit", "test_limit"):
+            value = getattr(self, name)
+            _require(value is None or value > 0, f"{name} must be positive, got {value}", name)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation settings of one stage."""
+
+    epochs: int = 10
+    batch_size: int = 100
+    lr: float = 1e-3
+    seed: int = 0
+    keep_checkpoints: int = 3
+
+    def __post_init__(self):
+        _require(self.epochs > 0, f"epochs must be positive, got {self.epochs}", "epochs")
+        batch_ok = self.batch_size > 0
+        _require(batch_ok, f"batch size must be positive, got {self.batch_size}", "batch_size")
+        _require(self.lr > 0, f"learning rate must be positive, got {self.lr}", "lr")
+        keep_ok = self.keep_checkpoints > 0
+        _require(keep_ok, "keep_checkpoints must be positive", "keep_checkpoints")
+
+
+def parse_noise(spec: str) -> tuple[str, float]:
+    """``"gaussian:0.3"`` -> ``("gaussian", 0.3)``; ``"none"`` -> ``("none", 0.0)``."""
+    kind, _, amount = spec.partition(":")
+    if kind == "none" and not amount:
+        return "none", 0.0
+    usage = f"noise must be none, gaussian:SIGMA or mask:P, got {spec!r}"
+    _require(kind in NOISE_KINDS[1:] and bool(amount), usage, "noise")
+    try:
+        value = float(amount)
+    except ValueError:
+        raise UserError(f"noise amount in {spec!r} is not a number", settings=("noise",)) from None
+    _require(value > 0, f"noise amount must be positive, got {spec!r}", "noise")
+    _require(
+        kind != "mask" or value < 1, f"mask probability must be below 1, got {spec!r}", "noise"
+    )
+    return kind, value
+
+
+@dataclasses.dataclass(frozen=True)
+class ObjectiveConfig:
+    """Pretraining objective: reconstruction loss and the corruption applied to inputs only."""
+
+    loss: str = "mse"
+    noise: str = "none"
+
+    def __post_init__(self):
+        _one_of(self.loss, LOSSES, "loss")
+        parse_noise(self.noise)
+
+
+@dataclasses.dataclass(frozen=True)
+class TransferConfig:
+    """Where the classifier's encoder starts, and which parts train at which lr."""
+
+    encoder: str = "pretrained"
+    mode: str = "full"
+    encoder_lr_scale: float = 0.1
+
+    def __post_init__(self):
+        _one_of(self.encoder, ENCODERS, "encoder")
+        _one_of(self.mode, MODES, "mode")
+        _require(self.encoder_lr_scale > 0, "encoder lr scale must be positive", "encoder_lr_scale")
+
+
+@dataclasses.dataclass(frozen=True)
+class EarlyStoppingConfig:
+    """An optional validation hold-out and how many epochs without improvement end training."""
+
+    val_split: int = 0
+    patience: int | None = None
+
+    def __post_init__(self):
+        _require(self.val_split >= 0, f"val split must be >= 0, got {self.val_split}", "val_split")
+        patience_ok = self.patience is None or self.patience > 0
+        _require(patience_ok, f"patience must be positive, got {self.patience}", "patience")
+        _require(
+            self.patience is None or self.val_split > 0,
+            "early stopping needs a validation set: set val_split with patience",
+            "val_split",
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class StageConfig:
+    """What both stages share; saved with the stage name as the stage folder's config.json."""
+
+    stage: ClassVar[str]
+    workdir: str = "runs/default"
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+
+    @property
+    def stage_dir(self) -> Path:
+        return Path(self.workdir) / self.stage
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"stage": self.stage, **dataclasses.asdict(self)}
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> StageConfig:
+        """The config a dict describes, of the class its ``stage`` names."""
+        raw = dict(raw)
+        stage = raw.pop("stage", None)
+        kinds = {c.stage: c for c in (PretrainConfig, FinetuneConfig)}
+        _require(stage in kinds, f"unknown stage {stage!r}")
+        kind = kinds[stage]
+        raw = kind.upgrade(raw)
+        fields = {f.name: f for f in dataclasses.fields(kind)}
+        unknown = set(raw) - set(fields)
+        _require(not unknown, f"unknown config keys: {', '.join(sorted(unknown))}")
+        values = {k: _build(fields[k], v) for k, v in raw.items()}
+        return kind(**values)
+
+    @classmethod
+    def from_json(cls, text: str) -> StageConfig:
+        return cls.from_dict(json.loads(text))
+
+    @classmethod
+    def upgrade(cls, raw: dict[str, Any]) -> dict[str, Any]:
+        """`raw` in the current layout (config.json files of older versions stay loadable)."""
+        return raw
+
+    def replace(self, **changes: Any) -> StageConfig:
+        return dataclasses.replace(self, **changes)
+
+
+@dataclasses.dataclass(frozen=True)
+class PretrainConfig(StageConfig):
+    """The autoencoder stage: the reference is MSE on clean inputs."""
+
+    stage: ClassVar[str] = "pretrain"
+    objective: ObjectiveConfig = dataclasses.field(default_factory=ObjectiveConfig)
+
+    @classmethod
+    def upgrade(cls, raw: dict[str, Any]) -> dict[str, Any]:
+        # Older versions gave every stage every option; pretraining never used these two.
+        return {k: v for k, v in raw.items() if k not in ("finetune", "pretrained_dir")}
+
+
+@dataclasses.dataclass(frozen=True)
+class FinetuneConfig(StageConfig):
+    """The classifier stage: encoder from `pretrained_dir` (default WORKDIR/pretrain)."""
+
+    stage: ClassVar[str] = "finetune"
+    pretrained_dir: str | None = None
+    transfer: TransferConfig = dataclasses.field(default_factory=TransferConfig)
+    early_stopping: EarlyStoppingConfig = dataclasses.field(default_factory=EarlyStoppingConfig)
+
+    @property
+    def encoder_source_dir(self) -> Path:
+        """Where fine-tuning finds the pretrained encoder."""
+        return Path(self.pretrained_dir) if self.pretrained_dir else Path(self.workdir) / "pretrain"
+
+    @classmethod
+    def upgrade(cls, raw: dict[str, Any]) -> dict[str, Any]:
+        # Older versions kept transfer and early-stopping options together under "finetune",
+        # and gave fine-tuning a pretraining objective it never used.
+        raw = {k: v for k, v in raw.items() if k != "objective"}
+        if "finetune" in raw:
+            old = dict(raw.pop("finetune"))  # a copy: the caller's dict stays as it was
+            stopping = [f.name for f in dataclasses.fields(EarlyStoppingConfig)]
+            raw["early_stopping"] = {k: old.pop(k) for k in stopping if k in old}
+            raw["transfer"] = old
+        return raw
+
+
+def _build(field: dataclasses.Field, value: Any) -> Any:
+    """`value` as the field's config class when it is a nested config, else unchanged."""
+    kind = field.default_factory
+    return kind(**value) if isinstance(kind, type) and dataclasses.is_dataclass(kind) else value
+
+
+def pretrain_config(**overrides: Any) -> PretrainConfig:
+    """The reference pretraining stage: MSE autoencoder, Adam 1e-3, batch 100, 10 epochs."""
+    return PretrainConfig(**overrides)
+
+
+def finetune_config(**overrides: Any) -> FinetuneConfig:
+    """The reference fine-tuning stage: encoder + Dense(10), cross-entropy, Adam 1e-3."""
+    return FinetuneConfig(**overrides)

@@ -1,0 +1,72 @@
+"""Figures of the research toolkit: accuracy vs labels, latent scatter, reconstruction grids."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from aejax.plots import pyplot
+
+
+def save_label_budget(cells: list[dict[str, Any]], path: str | Path, title: str) -> None:
+    """Test accuracy (mean and std over seeds) against the number of labels, log x-axis."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for method in dict.fromkeys(c["method"] for c in cells):
+        rows = sorted((c for c in cells if c["method"] == method), key=lambda c: c["num_labels"])
+        ax.errorbar(
+            [r["num_labels"] for r in rows],
+            [r["mean"] for r in rows],
+            yerr=[r["std"] for r in rows],
+            marker="o",
+            capsize=3,
+            label=method,
+        )
+    ax.set_xscale("log")
+    ax.set_xlabel("labelled training examples")
+    ax.set_ylabel("test accuracy")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend()
+    ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def save_latent_scatter(points: np.ndarray, labels: np.ndarray, path: str | Path, title: str):
+    """2-D points (e.g. PCA of latents) coloured by class label."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(6, 5.4))
+    scatter = ax.scatter(points[:, 0], points[:, 1], c=labels, cmap="tab10", s=4, alpha=0.7)
+    ax.legend(*scatter.legend_elements(), title="label", fontsize=7, loc="best", markerscale=0.8)
+    ax.set_xlabel("PC 1")
+    ax.set_ylabel("PC 2")
+    ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def save_reconstruction_grid(rows: dict[str, np.ndarray], path: str | Path, title: str) -> None:
+    """One row of images per entry of `rows` (name -> images in [-1, 1]), names on the left."""
+    plt = pyplot()
+    names = list(rows)
+    count = len(rows[names[0]])
+    side = int(round(np.sqrt(rows[names[0]].shape[1])))
+    fig, axes = plt.subplots(
+        len(names), count, figsize=(1.1 * count, 1.2 * len(names) + 0.6), squeeze=False
+    )
+    for r, name in enumerate(names):
+        for c in range(count):
+            ax = axes[r][c]
+            image = np.clip(np.asarray(rows[name][c]), -1, 1).reshape(side, side)
+            ax.imshow(image, cmap="gray", vmin=-1, vmax=1)
+            ax.set_xticks([])
+            ax.set_yticks([])
+        axes[r][0].set_ylabel(name, rotation=0, ha="right", va="center", fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

@@ -1,0 +1,245 @@
+"""The training loop both stages share: resume or start, one compiled epoch after another, a
+checkpoint after each, optional early stopping, then the stage's outputs.
+
+Resume order: this stage's newest checkpoint -> the start state the stage built (fine-tuning:
+the transplanted pretrained encoder) -> fresh initialisation. Whether to resume is decided once,
+before anything is loaded (`resume_epoch`), so a fine-tuning run that resumes never needs the
+pretrained encoder and `overwrite` discards nothing until every input has loaded.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Any
+
+import jax
+import numpy as np
+from tqdm.auto import tqdm
+
+from aejax import checkpoint, early_stopping, plots
+from aejax.config import PretrainConfig, StageConfig
+from aejax.data import Dataset, DeviceData, Split, to_device
+from aejax.errors import TrainingInterrupted, UserError
+from aejax.interrupt import StopRequest, stop_on_signal
+from aejax.train import (
+    CompiledStage,
+    MetricsFn,
+    TrainState,
+    compile_stage,
+    run_epoch,
+    steady_state_seconds,
+)
+from aejax.workdir import prepare_stage_dir, remove_stage_outputs, write_json, write_jsonl
+
+INIT_STREAM, EPOCH_STREAM = 0, 1  # independent random streams derived from the seed
+
+
+@dataclasses.dataclass
+class StageResult:
+    """Final state, per-epoch history and summary metrics of a finished stage."""
+
+    state: TrainState
+    history: list[dict[str, Any]]
+    metrics: dict[str, Any]
+
+
+@dataclasses.dataclass(frozen=True)
+class StageStart:
+    """Where a stage begins: `state` itself, or checkpoint `resume_epoch` restored into its shape.
+
+    With `overwrite`, the stage's earlier checkpoints and outputs are removed before training.
+    """
+
+    state: TrainState
+    resume_epoch: int | None = None
+    overwrite: bool = False
+
+
+def stage_key(config: StageConfig, stream: int):
+    """The key of one random stream of a run: a pure function of the seed."""
+    return jax.random.fold_in(jax.random.key(config.train.seed), stream)
+
+
+def epoch_key(config: StageConfig, epoch: int):
+    """A pure function of seed and epoch, so a resumed run replays the same data order."""
+    return jax.random.fold_in(stage_key(config, EPOCH_STREAM), epoch)
+
+
+def resume_epoch(config: StageConfig, overwrite: bool) -> int | None:
+    """The checkpointed epoch a run of `config` continues from; None when it starts afresh."""
+    return None if overwrite else checkpoint.latest_epoch(config.stage_dir / "checkpoints")
+
+
+@dataclasses.dataclass
+class StageRun:
+    """One stage while it trains: what it runs, on what, and its history so far.
+
+    `history` holds every epoch of the run, resumed ones included; the last `len(history) -
+    resumed` rows were trained by this process, and only those are timed.
+    """
+
+    config: StageConfig
+    compiled: CompiledStage
+    data: DeviceData
+    checkpoints: checkpoint.StageCheckpoints
+    history: list[dict[str, Any]]
+    resumed: int
+    validator: early_stopping.Validator | None = None
+
+    def train(self, state, stop: StopRequest, progress: bool):
+        """Train up to the configured epochs; stops early on a signal or stalled validation."""
+        patience = self.validator.patience if self.validator else None
+        bar = tqdm(
+            total=self.config.train.epochs,
+            initial=len(self.history),
+            desc=self.config.stage,
+            unit="epoch",
+            disable=not progress,
+            dynamic_ncols=True,
+        )
+        for epoch in range(len(self.history), self.config.train.epochs):
+            if stop.requested or early_stopping.should_stop(self.history, patience):
+                break
+            state = self.train_epoch(state, epoch, progress)
+            bar.set_postfix(loss=f"{self.history[-1]['train_loss']:.4f}")
+            bar.update(1)
+        bar.close()
+        return state
+
+    def train_epoch(self, state, epoch: int, progress: bool):
+        """Epoch `epoch` (from 0): train, test, validate, checkpoint, log."""
+        # The previous epoch's checkpoint is written in the background; let it finish first so
+        # it does not share the cores with (and slow down) the epoch being timed.
+        self.checkpoints.wait_until_saved()
+        key = epoch_key(self.config, epoch)
+        state, record, step_losses = run_epoch(self.compiled, state, self.data, key, epoch + 1)
+        row = record.as_dict()
+        if self.validator:
+            row.update(self.validator(state.params))
+        self.history.append(row)
+        score = early_stopping.score(row) if self.validator else None
+        meta = {"history": self.history, "config": self.config.to_dict()}
+        self.checkpoints.save(epoch + 1, state, meta, score=score)
+        write_jsonl(self.config.stage_dir / "metrics.jsonl", self.history)
+        if progress:
+            tqdm.write(_summary_line(self.config, record, step_losses))
+        return state
+
+    def seconds_per_epoch(self) -> float | None:
+        return steady_state_seconds([r["seconds"] for r in self.history[self.resumed :]])
+
+
+def train_stage(
+    config: StageConfig,
+    data: Dataset,
+    start: StageStart,
+    metrics_fn: MetricsFn,
+    progress: bool,
+    val: Split | None = None,
+) -> StageResult:
+    """Train `config`'s stage from `start` on `data` (validating on `val`), write its outputs."""
+    started = time.perf_counter()
+    if config.train.batch_size > len(data.train_labels):
+        raise UserError(
+            f"batch size {config.train.batch_size} exceeds the {len(data.train_labels)} "
+            "training examples",
+            settings=("batch_size",),
+        )
+    if start.overwrite:
+        remove_stage_outputs(config)
+    stage_dir = prepare_stage_dir(config, start.state)
+    device_data = to_device(data, val)
+    checkpoints = checkpoint.StageCheckpoints(
+        stage_dir / "checkpoints", config.train.keep_checkpoints, track_best=val is not None
+    )
+    with checkpoints:
+        run, state = _begin(config, start, metrics_fn, device_data, checkpoints)
+        state, best = _train(run, state, progress)
+    metrics = _final_metrics(run, data, started)
+    if best is not None:
+        metrics.update(best, num_val=len(val.labels))
+    write_json(stage_dir / "metrics.json", metrics)
+    plots.save_curves(run.history, stage_dir / "curves.png", f"{config.stage}: {data.name}")
+    return StageResult(state, run.history, metrics)
+
+
+def _train(run: StageRun, state, progress: bool):
+    """Train `run` to its end; the final state (the best epoch's, with early stopping) and, with
+    early stopping, that epoch's figures. A signal ends it with `TrainingInterrupted`."""
+    with stop_on_signal() as stop:
+        state = run.train(state, stop, progress)
+    if stop.requested:
+        raise TrainingInterrupted(
+            f"interrupted: {run.config.stage} stopped after epoch {len(run.history)}, checkpoint "
+            f"in {run.checkpoints.directory}; run the same command again to resume",
+            stop.signum,
+        )
+    if not run.history:
+        raise UserError(f"{run.config.stage_dir} trained no epoch")
+    if not run.validator:
+        return state, None
+    return early_stopping.restore_best(
+        run.checkpoints, state, run.compiled.evaluate, run.data.test, run.history
+    )
+
+
+def _begin(config, start: StageStart, metrics_fn, data: DeviceData, checkpoints):
+    """The run's loop state and its first train state: restored, or `start.state` itself."""
+    state, history = start.state, []
+    if start.resume_epoch is not None:
+        state, meta = checkpoints.restore(start.resume_epoch, state)
+        history = list(meta["history"])
+        tqdm.write(
+            f"resuming from {checkpoints.directory}/{start.resume_epoch} "
+            f"(epoch {start.resume_epoch} done)"
+        )
+    batch_size = config.train.batch_size
+    compiled = compile_stage(metrics_fn, state, data, batch_size, epoch_key(config, 0))
+    validator = None
+    if data.val is not None:
+        # Only fine-tuning holds out a validation split, and its config says how patient to be.
+        patience = config.early_stopping.patience
+        validator = early_stopping.Validator(
+            metrics_fn, state.params, data.val, batch_size, patience
+        )
+    run = StageRun(config, compiled, data, checkpoints, history, len(history), validator)
+    return run, state
+
+
+def _final_metrics(run: StageRun, data: Dataset, started: float) -> dict[str, Any]:
+    config, last = run.config, run.history[-1]
+    seconds = run.seconds_per_epoch()
+    metrics = {
+        "stage": config.stage,
+        "dataset": data.name,
+        "source": data.source,
+        "num_train": len(data.train_labels),
+        "num_test": len(data.test_labels),
+        "epochs": last["epoch"],
+        "batch_size": config.train.batch_size,
+        "lr": config.train.lr,
+        "seed": config.train.seed,
+        "train_loss": last["train_loss"],
+        "test_loss": last["test_loss"],
+        "seconds_per_epoch": seconds,
+        "compile_s": run.compiled.compile_s,
+        "wall_s": time.perf_counter() - started,
+        "examples_per_s": len(data.train_labels) / seconds if seconds else None,
+        "epochs_run_now": len(run.history) - run.resumed,
+        "backend": jax.default_backend(),
+    }
+    if isinstance(config, PretrainConfig):  # named after the objective: test_mse or test_bce
+        metrics[f"test_{config.objective.loss}"] = last["test_loss"]
+    else:
+        metrics["test_accuracy"] = last["test_accuracy"]
+    return metrics
+
+
+def _summary_line(config: StageConfig, record, step_losses: np.ndarray) -> str:
+    test = "  ".join(f"test_{k} {v:.4f}" for k, v in record.test.items() if k != "count")
+    return (
+        f"{config.stage} epoch {record.epoch}/{config.train.epochs}  "
+        f"train_loss {record.train['loss']:.4f} (last step {float(step_losses[-1]):.4f})  "
+        f"{test}  {record.seconds:.2f}s"
+    )

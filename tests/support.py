@@ -1,0 +1,137 @@
+"""Helpers shared by the tests: small configs, hand-made IDX files, and running the scripts.
+
+Real data comes from `SUBSET_DIR`, the first 2000 train / 500 test Fashion-MNIST images committed
+with the tests, so the suite needs no system dataset. `FASHION_DIR` is the full set that a few
+tests use when the machine has it (Debian's dataset-fashion-mnist, installed by scripts/setup.sh).
+"""
+
+import contextlib
+import gzip
+import io
+import os
+import runpy
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from aejax.config import DataConfig, FinetuneConfig, ModelConfig, PretrainConfig, TrainConfig
+
+REPO = Path(__file__).resolve().parents[1]
+SUBSET_DIR = REPO / "tests" / "data" / "fashion_mnist_subset"
+SUBSET_SIZES = (2000, 500)  # train, test
+FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
+STAGES = {"pretrain": PretrainConfig, "finetune": FinetuneConfig}
+
+
+def subset_data_config(**limits) -> DataConfig:
+    """The committed Fashion-MNIST subset, read from its IDX files."""
+    return DataConfig(dataset="fashion_mnist", source="idx", data_dir=str(SUBSET_DIR), **limits)
+
+
+def tiny_config(stage: str, workdir, epochs: int = 2, **train) -> PretrainConfig | FinetuneConfig:
+    """A small but real configuration of `stage` ("pretrain" or "finetune") for stage tests."""
+    return STAGES[stage](
+        workdir=str(workdir),
+        model=ModelConfig(hidden=32, latent=16),
+        data=subset_data_config(),
+        train=TrainConfig(epochs=epochs, batch_size=100, **train),
+    )
+
+
+def write_idx(path: Path, array: np.ndarray, magic: int | None = None, gz: bool = False) -> Path:
+    """Write `array` (uint8) as an IDX file; `magic` overrides the header for broken files."""
+    array = np.asarray(array, np.uint8)
+    magic = magic if magic is not None else (0x0800 | array.ndim)
+    header = magic.to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in array.shape)
+    payload = header + array.tobytes()
+    if gz:
+        path = path.with_name(path.name + ".gz")
+        path.write_bytes(gzip.compress(payload))
+    else:
+        path.write_bytes(payload)
+    return path
+
+
+def write_idx_dataset(folder: Path, n_train=20, n_test=10, side=28, gz=False, seed=0) -> dict:
+    """Four hand-made IDX files in MNIST naming; returns the arrays written."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    arrays = {
+        "train-images-idx3-ubyte": rng.integers(0, 256, (n_train, side, side)),
+        "train-labels-idx1-ubyte": rng.integers(0, 10, n_train),
+        "t10k-images-idx3-ubyte": rng.integers(0, 256, (n_test, side, side)),
+        "t10k-labels-idx1-ubyte": rng.integers(0, 10, n_test),
+    }
+    for name, array in arrays.items():
+        write_idx(folder / name, array, gz=gz)
+    return arrays
+
+
+def _script_command(name: str, args) -> list[str]:
+    return [sys.executable, str(REPO / "scripts" / f"{name}.py"), *args]
+
+
+def run_script(name: str, *args: str, timeout: int = 300) -> subprocess.CompletedProcess:
+    """Run scripts/<name>.py as a user would, capturing its output."""
+    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    return subprocess.run(
+        _script_command(name, args),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        cwd=REPO,
+    )
+
+
+def run_script_async(name: str, *args: str) -> subprocess.Popen:
+    """Start scripts/<name>.py without waiting (for kill and signal tests)."""
+    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    return subprocess.Popen(
+        _script_command(name, args),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=REPO,
+    )
+
+
+def run_script_here(name: str, *args: str) -> subprocess.CompletedProcess:
+    """Run scripts/<name>.py in this process (same code path, no start-up cost): for refusals."""
+    path = REPO / "scripts" / f"{name}.py"
+    out, err = io.StringIO(), io.StringIO()
+    saved_argv, sys.argv = sys.argv, [str(path), *args]
+    code = 0
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            runpy.run_path(str(path), run_name="__main__")
+    except SystemExit as exit_:
+        code = exit_.code
+    finally:
+        sys.argv = saved_argv
+    return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
+
+
+def saved_params(stage_dir: Path):
+    """The params of a stage's newest checkpoint, as saved (numpy arrays)."""
+    import orbax.checkpoint as ocp
+
+    from aejax import checkpoint
+
+    checkpoints_dir = Path(stage_dir) / "checkpoints"
+    epoch = checkpoint.latest_epoch(checkpoints_dir)
+    assert epoch is not None, f"no checkpoint in {checkpoints_dir}"
+    with ocp.StandardCheckpointer() as restorer:
+        return restorer.restore(checkpoints_dir.absolute() / str(epoch) / "state")["params"]
+
+
+def snapshot(folder: Path) -> dict:
+    """Every file below `folder` with its size and modification time: to prove nothing changed."""
+    return {
+        str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns)
+        for p in sorted(Path(folder).rglob("*"))
+        if p.is_file()
+    }
