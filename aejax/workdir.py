@@ -58,7 +58,7 @@ def prepare_stage_dir(config: StageConfig, state=None) -> Path:
 
 
 def remove_stage_outputs(config: StageConfig) -> None:
-    """Delete a stage's checkpoints and outputs (what --overwrite asks for), nothing else."""
+    """Delete a stage's checkpoints and outputs (what overwriting a run means), nothing else."""
     stage_dir = config.stage_dir
     shutil.rmtree(stage_dir / "checkpoints", ignore_errors=True)
     for name in STAGE_OUTPUTS:
