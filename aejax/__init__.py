@@ -39,7 +39,7 @@ from aejax.models import (
     make_classifier,
 )
 from aejax.stage_loop import StageResult
-from aejax.stages import finetune, pretrain
+from aejax.stages import PipelineResult, finetune, pretrain, run_pipeline
 from aejax.transplant import load_pretrained_encoder, transplant_encoder
 
 __all__ = [
@@ -57,6 +57,7 @@ __all__ = [
     "FinetuneConfig",
     "ModelConfig",
     "ObjectiveConfig",
+    "PipelineResult",
     "PretrainConfig",
     "Split",
     "StageConfig",
@@ -82,6 +83,7 @@ __all__ = [
     "pretrain",
     "pretrain_config",
     "read_idx",
+    "run_pipeline",
     "to_device",
     "to_torch_state_dict",
     "torch_adam",

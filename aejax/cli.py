@@ -11,9 +11,11 @@ import argparse
 import dataclasses
 import json
 import sys
+import warnings
 from collections.abc import Callable
 from typing import Any
 
+from aejax import compile_cache
 from aejax.config import (
     DATASETS,
     DTYPES,
@@ -63,6 +65,14 @@ def add_common_flags(parser: argparse.ArgumentParser, progress: bool = True) -> 
     parser.add_argument("--debug", action="store_true", help="show tracebacks for user errors")
 
 
+def add_compile_cache_flags(parser: argparse.ArgumentParser) -> None:
+    """--compile-cache DIR and --no-compile-cache (JAX's persistent compilation cache)."""
+    parser.add_argument(
+        "--compile-cache", default=None, help="cache folder (default: ~/.cache/aejax/jax)"
+    )
+    parser.add_argument("--no-compile-cache", action="store_true", help="compile everything anew")
+
+
 def stage_parser(kind: type[StageConfig], description: str) -> argparse.ArgumentParser:
     """Flags common to both stages; defaults are the reference pipeline's."""
     stage, model, train = kind(), ModelConfig(), TrainConfig()
@@ -76,20 +86,20 @@ def stage_parser(kind: type[StageConfig], description: str) -> argparse.Argument
     _flag(parser, model, "init", choices=INITS, help="torch: U(+-1/sqrt(fan_in)); lecun: Flax")
     _flag(parser, model, "dtype", choices=DTYPES, help="dtype of the matmuls")
     parser.add_argument("--overwrite", action="store_true", help=f"discard an earlier {kind.stage}")
+    add_compile_cache_flags(parser)
     add_common_flags(parser)
     return parser
 
 
-def pretrain_parser() -> argparse.ArgumentParser:
-    parser = stage_parser(PretrainConfig, "Pretrain the fully-connected autoencoder.")
+def add_objective_flags(parser: argparse.ArgumentParser) -> None:
+    """--loss and --noise: the pretraining objective."""
     objective = ObjectiveConfig()
     _flag(parser, objective, "loss", choices=LOSSES, help="bce: sigmoid output, [0, 1] targets")
     _flag(parser, objective, "noise", help="denoising: gaussian:SIGMA or mask:P (inputs only)")
-    return parser
 
 
-def finetune_parser() -> argparse.ArgumentParser:
-    parser = stage_parser(FinetuneConfig, "Fine-tune encoder + Dense(10) with cross-entropy.")
+def add_finetune_flags(parser: argparse.ArgumentParser) -> None:
+    """Where the encoder comes from, how it trains, and early stopping."""
     _flag(parser, FinetuneConfig(), "pretrained_dir", help="pretrain stage folder")
     transfer, stopping = TransferConfig(), EarlyStoppingConfig()
     _flag(parser, transfer, "encoder", choices=ENCODERS, help="scratch: no transplant")
@@ -97,6 +107,33 @@ def finetune_parser() -> argparse.ArgumentParser:
     _flag(parser, transfer, "encoder_lr_scale", help="discriminative mode: encoder lr = scale * lr")
     _flag(parser, stopping, "val_split", help="hold out N training examples for validation")
     _flag(parser, stopping, "patience", type=int, help="stop after P epochs without improvement")
+
+
+def pretrain_parser() -> argparse.ArgumentParser:
+    parser = stage_parser(PretrainConfig, "Pretrain the fully-connected autoencoder.")
+    add_objective_flags(parser)
+    return parser
+
+
+def finetune_parser() -> argparse.ArgumentParser:
+    parser = stage_parser(FinetuneConfig, "Fine-tune encoder + Dense(10) with cross-entropy.")
+    add_finetune_flags(parser)
+    return parser
+
+
+def pipeline_parser() -> argparse.ArgumentParser:
+    parser = stage_parser(PretrainConfig, "Pretrain, transplant, fine-tune: the whole pipeline.")
+    parser.set_defaults(workdir=None)  # None: runs/DATASET
+    parser._option_string_actions["--workdir"].help = "WORKDIR/{pretrain,finetune}/"
+    parser._option_string_actions["--overwrite"].help = "discard earlier runs of both stages"
+    parser.add_argument(
+        "--fallback-dataset",
+        default=None,
+        choices=DATASETS,
+        help="if --dataset cannot be loaded, say so and use this one",
+    )
+    add_objective_flags(parser)
+    add_finetune_flags(parser)
     return parser
 
 
@@ -147,6 +184,7 @@ def label_budget_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--out", default="runs/label_budget", help="folder for label_budget.{json,md,png}"
     )
+    add_compile_cache_flags(parser)
     add_common_flags(parser)
     return parser
 
@@ -178,6 +216,7 @@ def inspect_parser() -> argparse.ArgumentParser:
 PARSERS: dict[str, Callable[[], argparse.ArgumentParser]] = {
     "pretrain": pretrain_parser,
     "finetune": finetune_parser,
+    "pipeline": pipeline_parser,
     "evaluate": evaluate_parser,
     "find_data": find_data_parser,
     "label_budget": label_budget_parser,
@@ -195,8 +234,12 @@ def run(main: Callable[[argparse.Namespace], Any], parser: argparse.ArgumentPars
         from absl import logging as absl_logging
 
         absl_logging.set_verbosity(absl_logging.ERROR)
+    if hasattr(args, "no_compile_cache") and not args.no_compile_cache:
+        compile_cache.enable(args.compile_cache or compile_cache.default_dir())
     try:
-        result = main(args)
+        with warnings.catch_warnings():
+            warnings.showwarning = _one_line_warning
+            result = main(args)
     except UserError as err:
         if args.debug:
             raise
@@ -210,6 +253,12 @@ def run(main: Callable[[argparse.Namespace], Any], parser: argparse.ArgumentPars
         return 130
     print(result if isinstance(result, str) else json.dumps(result, indent=2))
     return 0
+
+
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings (e.g. JAX's about an unreadable compile-cache entry) as one line on stderr."""
+    text = " ".join(str(message).split())
+    print(f"warning: {text}", file=sys.stderr if file is None else file)
 
 
 def _flags_hint(parser: argparse.ArgumentParser, settings: tuple[str, ...]) -> str:

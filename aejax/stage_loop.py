@@ -10,7 +10,9 @@ pretrained encoder and `overwrite` discards nothing until every input has loaded
 from __future__ import annotations
 
 import dataclasses
+import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -49,21 +51,42 @@ class StageStart:
     """Where a stage begins: `state` itself, or checkpoint `resume_epoch` restored into its shape.
 
     With `overwrite`, the stage's earlier checkpoints and outputs are removed before training.
+    `init_s` is how long building `state` took (reported with the stage's other phases).
     """
 
     state: TrainState
     resume_epoch: int | None = None
     overwrite: bool = False
+    init_s: float = 0.0
+
+
+@dataclasses.dataclass(frozen=True)
+class StageTask:
+    """What a stage optimises, and what it draws from its final params besides its curves."""
+
+    metrics_fn: MetricsFn
+    figures: Callable[[Any], None] | None = None
+
+
+@jax.jit
+def _stream_key(seed, stream):
+    return jax.random.fold_in(jax.random.key(seed), stream)
+
+
+@jax.jit
+def _epoch_key(seed, epoch):
+    return jax.random.fold_in(_stream_key(seed, EPOCH_STREAM), epoch)
 
 
 def stage_key(config: StageConfig, stream: int):
     """The key of one random stream of a run: a pure function of the seed."""
-    return jax.random.fold_in(jax.random.key(config.train.seed), stream)
+    return _stream_key(config.train.seed, stream)
 
 
 def epoch_key(config: StageConfig, epoch: int):
     """A pure function of seed and epoch, so a resumed run replays the same data order."""
-    return jax.random.fold_in(stage_key(config, EPOCH_STREAM), epoch)
+    # One compiled program for all epochs (seed and epoch are arguments, not constants).
+    return _epoch_key(config.train.seed, epoch)
 
 
 def resume_epoch(config: StageConfig, overwrite: bool) -> int | None:
@@ -86,6 +109,7 @@ class StageRun:
     history: list[dict[str, Any]]
     resumed: int
     validator: early_stopping.Validator | None = None
+    checkpoint_seconds: list[float] = dataclasses.field(default_factory=list)
 
     def train(self, state, stop: StopRequest, progress: bool):
         """Train up to the configured epochs; stops early on a signal or stalled validation."""
@@ -109,18 +133,24 @@ class StageRun:
 
     def train_epoch(self, state, epoch: int, progress: bool):
         """Epoch `epoch` (from 0): train, test, validate, checkpoint, log."""
-        # The previous epoch's checkpoint is written in the background; let it finish first so
-        # it does not share the cores with (and slow down) the epoch being timed.
-        self.checkpoints.wait_until_saved()
+        # The previous epoch's checkpoint is still being written in the background: it overlaps
+        # this epoch (a few ms of file writes) instead of holding it up.
         key = epoch_key(self.config, epoch)
         state, record, step_losses = run_epoch(self.compiled, state, self.data, key, epoch + 1)
         row = record.as_dict()
         if self.validator:
+            started = time.perf_counter()
             row.update(self.validator(state.params))
+            row["eval_s"] += time.perf_counter() - started
         self.history.append(row)
         score = early_stopping.score(row) if self.validator else None
-        meta = {"history": self.history, "config": self.config.to_dict()}
+        # A copy: the save is asynchronous and the next epoch appends to the history.
+        meta = {"history": list(self.history), "config": self.config.to_dict()}
+        started = time.perf_counter()
         self.checkpoints.save(epoch + 1, state, meta, score=score)
+        # Time blocked on checkpoints (Orbax waits for the previous save before starting this
+        # one); kept apart from `row`, which the asynchronous save may still be serialising.
+        self.checkpoint_seconds.append(time.perf_counter() - started)
         write_jsonl(self.config.stage_dir / "metrics.jsonl", self.history)
         if progress:
             tqdm.write(_summary_line(self.config, record, step_losses))
@@ -129,12 +159,16 @@ class StageRun:
     def seconds_per_epoch(self) -> float | None:
         return steady_state_seconds([r["seconds"] for r in self.history[self.resumed :]])
 
+    def total(self, key: str) -> float:
+        """Sum of `key` over the epochs this process trained (e.g. all their training time)."""
+        return sum(r.get(key, 0.0) for r in self.history[self.resumed :])
+
 
 def train_stage(
     config: StageConfig,
     data: Dataset,
     start: StageStart,
-    metrics_fn: MetricsFn,
+    task: StageTask,
     progress: bool,
     val: Split | None = None,
 ) -> StageResult:
@@ -154,13 +188,18 @@ def train_stage(
         stage_dir / "checkpoints", config.train.keep_checkpoints, track_best=val is not None
     )
     with checkpoints:
-        run, state = _begin(config, start, metrics_fn, device_data, checkpoints)
+        run, state = _begin(config, start, task.metrics_fn, device_data, checkpoints)
         state, best = _train(run, state, progress)
-    metrics = _final_metrics(run, data, started)
+    metrics = _final_metrics(run, data, start)
     if best is not None:
         metrics.update(best, num_val=len(val.labels))
-    write_json(stage_dir / "metrics.json", metrics)
+    figures_started = time.perf_counter()
     plots.save_curves(run.history, stage_dir / "curves.png", f"{config.stage}: {data.name}")
+    if task.figures:
+        task.figures(state.params)
+    metrics["figures_s"] = time.perf_counter() - figures_started
+    metrics["wall_s"] = time.perf_counter() - started + start.init_s
+    write_json(stage_dir / "metrics.json", metrics)
     return StageResult(state, run.history, metrics)
 
 
@@ -169,6 +208,9 @@ def _train(run: StageRun, state, progress: bool):
     early stopping, that epoch's figures. A signal ends it with `TrainingInterrupted`."""
     with stop_on_signal() as stop:
         state = run.train(state, stop, progress)
+    started = time.perf_counter()
+    run.checkpoints.wait_until_saved()  # the last epoch's checkpoint, before anything reads it
+    run.checkpoint_seconds.append(time.perf_counter() - started)
     if stop.requested:
         raise TrainingInterrupted(
             f"interrupted: {run.config.stage} stopped after epoch {len(run.history)}, checkpoint "
@@ -190,10 +232,9 @@ def _begin(config, start: StageStart, metrics_fn, data: DeviceData, checkpoints)
     if start.resume_epoch is not None:
         state, meta = checkpoints.restore(start.resume_epoch, state)
         history = list(meta["history"])
-        tqdm.write(
-            f"resuming from {checkpoints.directory}/{start.resume_epoch} "
-            f"(epoch {start.resume_epoch} done)"
-        )
+        # On stderr: stdout carries the final metrics, as JSON, for whoever pipes them on.
+        done = start.resume_epoch
+        tqdm.write(f"resuming from {checkpoints.directory}/{done} (epoch {done} done)", sys.stderr)
     batch_size = config.train.batch_size
     compiled = compile_stage(metrics_fn, state, data, batch_size, epoch_key(config, 0))
     validator = None
@@ -207,7 +248,7 @@ def _begin(config, start: StageStart, metrics_fn, data: DeviceData, checkpoints)
     return run, state
 
 
-def _final_metrics(run: StageRun, data: Dataset, started: float) -> dict[str, Any]:
+def _final_metrics(run: StageRun, data: Dataset, start: StageStart) -> dict[str, Any]:
     config, last = run.config, run.history[-1]
     seconds = run.seconds_per_epoch()
     metrics = {
@@ -223,9 +264,13 @@ def _final_metrics(run: StageRun, data: Dataset, started: float) -> dict[str, An
         "train_loss": last["train_loss"],
         "test_loss": last["test_loss"],
         "seconds_per_epoch": seconds,
-        "compile_s": run.compiled.compile_s,
-        "wall_s": time.perf_counter() - started,
         "examples_per_s": len(data.train_labels) / seconds if seconds else None,
+        # Where this process's time went (the rest is data placement, restore, outputs).
+        "init_s": start.init_s,
+        "compile_s": run.compiled.compile_s,
+        "epochs_s": run.total("seconds"),
+        "eval_s": run.total("eval_s"),
+        "checkpoint_s": sum(run.checkpoint_seconds),
         "epochs_run_now": len(run.history) - run.resumed,
         "backend": jax.default_backend(),
     }

@@ -7,7 +7,11 @@ stage resumes from its newest checkpoint (`aejax.stage_loop` says in which order
 
 from __future__ import annotations
 
-import jax.numpy as jnp
+import dataclasses
+import functools
+import time
+
+import jax
 import numpy as np
 import optax
 
@@ -22,6 +26,7 @@ from aejax.stage_loop import (
     INIT_STREAM,
     StageResult,
     StageStart,
+    StageTask,
     resume_epoch,
     stage_key,
     train_stage,
@@ -29,7 +34,15 @@ from aejax.stage_loop import (
 from aejax.train import create_state
 from aejax.transplant import load_pretrained_encoder, transplant_encoder
 
-__all__ = ["StageResult", "finetune", "pretrain"]
+__all__ = ["PipelineResult", "StageResult", "finetune", "pretrain", "run_pipeline"]
+
+
+@dataclasses.dataclass
+class PipelineResult:
+    """Both stages' results."""
+
+    pretrain: StageResult
+    finetune: StageResult
 
 
 def pretrain(
@@ -44,15 +57,18 @@ def pretrain(
     """
     _require_config(config, PretrainConfig)
     data = data if data is not None else load_dataset(config.data)
+    started = time.perf_counter()
     logits = objectives.uses_logits(config.objective)
     model = make_autoencoder(config.model, data.input_dim, logits=logits)
     tx = optax.adam(config.train.lr)
     state = create_state(model, data.input_dim, tx, stage_key(config, INIT_STREAM))
-    start = StageStart(state, resume_epoch(config, overwrite), overwrite)
-    metrics_fn = objectives.reconstruction_metrics(model.apply, config.objective)
-    result = train_stage(config, data, start, metrics_fn, progress)
-    _save_reconstruction_figure(config, model, result.state.params, data)
-    return result
+    init_s = time.perf_counter() - started
+    start = StageStart(state, resume_epoch(config, overwrite), overwrite, init_s)
+    task = StageTask(
+        objectives.reconstruction_metrics(model.apply, config.objective),
+        figures=functools.partial(_save_reconstruction_figure, config, model, data=data),
+    )
+    return train_stage(config, data, start, task, progress)
 
 
 def finetune(
@@ -73,6 +89,7 @@ def finetune(
             f"{config.model.num_classes}; set num_classes to {data.num_classes}",
             settings=("num_classes",),
         )
+    started = time.perf_counter()
     model = make_classifier(config.model)
     tx = make_optimizer(config.train.lr, config.transfer)
     state = create_state(model, data.input_dim, tx, stage_key(config, INIT_STREAM))
@@ -80,18 +97,41 @@ def finetune(
     if resume is None and config.transfer.encoder == "pretrained":
         encoder = load_pretrained_encoder(config.encoder_source_dir, state.params)
         params = transplant_encoder(state.params, encoder)
-        state = state.replace(params=params, opt_state=tx.init(params))
+        state = state.replace(params=params, opt_state=jax.jit(tx.init)(params))
     val = None
     if config.early_stopping.val_split:
         data, val = hold_out(data, config.early_stopping.val_split, config.train.seed)
-    start = StageStart(state, resume, overwrite)
-    metrics_fn = objectives.classification_metrics(model.apply)
-    return train_stage(config, data, start, metrics_fn, progress, val)
+    start = StageStart(state, resume, overwrite, init_s=time.perf_counter() - started)
+    task = StageTask(objectives.classification_metrics(model.apply))
+    return train_stage(config, data, start, task, progress, val)
+
+
+def run_pipeline(
+    pretrain_config: PretrainConfig,
+    finetune_config: FinetuneConfig,
+    data: Dataset | None = None,
+    progress: bool = True,
+    overwrite: bool = False,
+) -> PipelineResult:
+    """Pretrain, transplant, fine-tune in this process, the data loaded once.
+
+    Each stage resumes exactly as `pretrain` and `finetune` do when run one after the other;
+    `overwrite` discards both stages' earlier runs.
+    """
+    if pretrain_config.data != finetune_config.data:
+        raise ValueError("both stages of a pipeline train on the same data config")
+    data = data if data is not None else load_dataset(pretrain_config.data)
+    first = pretrain(pretrain_config, data, progress, overwrite)
+    return PipelineResult(first, finetune(finetune_config, data, progress, overwrite))
 
 
 def _save_reconstruction_figure(config, model, params, data: Dataset, count: int = 10):
-    originals = normalize(jnp.asarray(data.test_images[:count]))
-    reconstructions = objectives.reconstruct(model.apply, params, originals, config.objective)
+    @jax.jit  # one program, not one compile per Flax op
+    def originals_and_reconstructions(params, images):
+        originals = normalize(images)
+        return originals, objectives.reconstruct(model.apply, params, originals, config.objective)
+
+    originals, reconstructions = originals_and_reconstructions(params, data.test_images[:count])
     plots.save_reconstructions(
         np.asarray(originals),
         np.asarray(reconstructions),

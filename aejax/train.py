@@ -28,12 +28,17 @@ TrainState = train_state.TrainState
 
 
 def create_state(model, input_dim: int, tx: optax.GradientTransformation, key) -> TrainState:
-    """A fresh TrainState for `model` on inputs of `input_dim` features."""
-    params = model.init(key, jnp.zeros((1, input_dim), jnp.float32))["params"]
-    state = TrainState.create(apply_fn=model.apply, params=params, tx=tx)
-    # TrainState starts with a Python int step; as an int32 array it has the same type as after
-    # a step, so the epoch program compiled for the first epoch serves every later one.
-    return state.replace(step=jnp.zeros((), jnp.int32))
+    """A fresh TrainState for `model` on inputs of `input_dim` features, made by one program."""
+
+    def init(key):
+        params = model.init(key, jnp.zeros((1, input_dim), jnp.float32))["params"]
+        state = TrainState.create(apply_fn=model.apply, params=params, tx=tx)
+        # TrainState starts with a Python int step; as an int32 array it has the same type as
+        # after a step, so the epoch program compiled for the first epoch serves every later one.
+        return state.replace(step=jnp.zeros((), jnp.int32))
+
+    # Run eagerly, Flax's init would compile dozens of single-op programs; jitted it is one.
+    return jax.jit(init)(key)
 
 
 def masked_mean(values, mask):
@@ -47,9 +52,10 @@ def batch_plan(num_examples: int, batch_size: int):
     `positions` counts ``0 .. steps * batch_size - 1`` (slots past the data are padding) and
     `mask` ``(steps, batch_size)`` is 1 for real examples and 0 for padding.
     """
+    # NumPy on the host: these are constants of the compiled programs, not work on the device.
     steps = math.ceil(num_examples / batch_size)
-    positions = jnp.arange(steps * batch_size)
-    mask = (positions < num_examples).astype(jnp.float32).reshape(steps, batch_size)
+    positions = np.arange(steps * batch_size, dtype=np.int32)
+    mask = (positions < num_examples).astype(np.float32).reshape(steps, batch_size)
     return steps, positions, mask
 
 
@@ -59,7 +65,7 @@ def make_epoch_fn(metrics_fn: MetricsFn, num_examples: int, batch_size: int):
     One shuffled epoch over all examples, or over the `num_examples` rows that `indices` names:
     a subset (or, under `jax.vmap`, one subset per model) without copying the dataset.
     """
-    steps, positions, mask = batch_plan(num_examples, batch_size)
+    steps, _, mask = batch_plan(num_examples, batch_size)
 
     def epoch(state, images, labels, key, indices=None):
         shuffle_key, noise_key = jax.random.split(key)
@@ -68,6 +74,8 @@ def make_epoch_fn(metrics_fn: MetricsFn, num_examples: int, batch_size: int):
             order = indices[order]
         # Padding slots reuse real examples but carry zero weight. One gather per epoch lays the
         # batches out contiguously, so each step reads a slice instead of gathering rows.
+        # Traced, not a constant: XLA sees an iota and needs no index array for the gather.
+        positions = jnp.arange(steps * batch_size)
         batches = order[positions % num_examples].reshape(steps, batch_size)
         xs, ys = images[batches], labels[batches]
 
@@ -91,7 +99,7 @@ def make_epoch_fn(metrics_fn: MetricsFn, num_examples: int, batch_size: int):
 def make_eval_fn(metrics_fn: MetricsFn, num_examples: int, batch_size: int):
     """``evaluate(params, images, labels) -> {metric: mean, "count": n}``, each example once."""
     steps, positions, mask = batch_plan(num_examples, batch_size)
-    batches = jnp.minimum(positions, num_examples - 1).reshape(steps, batch_size)
+    batches = np.minimum(positions, num_examples - 1).reshape(steps, batch_size)
 
     def evaluate(params, images, labels):
         def body(totals, inputs):
@@ -111,17 +119,18 @@ def make_eval_fn(metrics_fn: MetricsFn, num_examples: int, batch_size: int):
 
 @dataclasses.dataclass
 class EpochRecord:
-    """What one epoch produced, as plain Python numbers."""
+    """What one epoch produced, as plain Python numbers; `seconds` is the training alone."""
 
     epoch: int
     train: dict[str, float]
     test: dict[str, float]
     seconds: float
+    eval_seconds: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
         flat = {f"train_{k}": v for k, v in self.train.items()}
         flat.update({f"test_{k}": v for k, v in self.test.items() if k != "count"})
-        return {"epoch": self.epoch, **flat, "seconds": self.seconds}
+        return {"epoch": self.epoch, **flat, "seconds": self.seconds, "eval_s": self.eval_seconds}
 
 
 @dataclasses.dataclass
@@ -155,6 +164,7 @@ def run_epoch(compiled: CompiledStage, state, data: DeviceData, key, epoch: int)
     step_metrics = jax.device_get(step_metrics)
     seconds = time.perf_counter() - start
     test_metrics = jax.device_get(compiled.evaluate(state.params, *data.test))
+    eval_seconds = time.perf_counter() - start - seconds
     train = {k: float(np.mean(v)) for k, v in step_metrics.items()}
     test = {k: float(v) for k, v in test_metrics.items()}
     if not all(math.isfinite(v) for v in [*train.values(), *test.values()]):
@@ -163,7 +173,8 @@ def run_epoch(compiled: CompiledStage, state, data: DeviceData, key, epoch: int)
             "try a smaller learning rate",
             settings=("lr",),
         )
-    return state, EpochRecord(epoch, train, test, seconds), step_metrics["loss"]
+    record = EpochRecord(epoch, train, test, seconds, eval_seconds)
+    return state, record, step_metrics["loss"]
 
 
 def steady_state_seconds(seconds: list[float]) -> float | None:

@@ -1,5 +1,7 @@
 """Shared fixtures: real Fashion-MNIST, the committed subset or (where installed) the full set."""
 
+import os
+
 import pytest
 
 from aejax.config import DataConfig
@@ -24,3 +26,15 @@ def fashion() -> Dataset:
 def small_fashion() -> Dataset:
     """2000 train / 500 test real examples (tests/data): enough to learn, fast to train."""
     return load_dataset(subset_data_config())
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_compile_cache(tmp_path_factory):
+    """Scripts cache compiled programs per user (XDG cache dir): the suite keeps its own."""
+    saved = os.environ.get("XDG_CACHE_HOME")
+    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("xdg-cache"))
+    yield
+    if saved is None:
+        os.environ.pop("XDG_CACHE_HOME")
+    else:
+        os.environ["XDG_CACHE_HOME"] = saved

@@ -1,4 +1,5 @@
-"""Kill -9 at random moments, Ctrl-C, and determinism: a resumed run is bit-identical.
+"""Kill -9 at random moments, Ctrl-C, and determinism: a resumed run is bit-identical, for a
+stage script and for the one-process pipeline (which must resume the right stage).
 
 CI runs a few kill trials; a longer campaign:
     AEJAX_KILL_TRIALS=10 .venv/bin/python -m pytest tests/resilience_test.py
@@ -23,18 +24,35 @@ ARGS = [
     "--dataset", "fashion_mnist", "--data-dir", str(SUBSET_DIR), "--hidden", "64",
     "--latent", "16", "--epochs", str(EPOCHS), "--no-progress",
 ]  # fmt: skip
-TIMING_KEYS = {"seconds_per_epoch", "compile_s", "wall_s", "examples_per_s", "epochs_run_now"}
+# Times, and what they depend on, differ from run to run; every other figure must not.
+TIMING_KEYS = {"seconds_per_epoch", "examples_per_s", "epochs_run_now"}
 KILL_TRIALS = int(os.environ.get("AEJAX_KILL_TRIALS", "2"))
+STAGES = {"pretrain": ("pretrain",), "pipeline": ("pretrain", "finetune")}  # what each writes
+
+
+def _run_args(work) -> list[str]:
+    # Each test its own compile cache, so a kill mid-write stays inside that test.
+    return [*ARGS, "--workdir", str(work), "--compile-cache", str(work / "cache")]
+
+
+def _assert_same_run(expected_dir, actual_dir, script):
+    for stage in STAGES[script]:
+        expected, actual = expected_dir / stage, actual_dir / stage
+        _assert_same_params(saved_params(expected), saved_params(actual))
+        assert _history(expected) == _history(actual)
+        assert _metrics(expected) == _metrics(actual)
 
 
 def _metrics(stage_dir):
     metrics = json.loads((stage_dir / "metrics.json").read_text())
-    return {k: v for k, v in metrics.items() if k not in TIMING_KEYS}
+    return {k: v for k, v in metrics.items() if k not in TIMING_KEYS and not k.endswith("_s")}
 
 
 def _history(stage_dir):
     rows = [json.loads(line) for line in (stage_dir / "metrics.jsonl").read_text().splitlines()]
-    return [{k: v for k, v in row.items() if k != "seconds"} for row in rows]
+    return [
+        {k: v for k, v in row.items() if k != "seconds" and not k.endswith("_s")} for row in rows
+    ]
 
 
 def _assert_same_params(a, b):
@@ -50,53 +68,54 @@ def _flatten(tree, prefix=""):
     return {prefix: np.asarray(tree)}
 
 
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory):
+@pytest.fixture(scope="module", params=sorted(STAGES))
+def reference(request, tmp_path_factory):
     """An uninterrupted run, and when its first checkpoint appeared and the run ended."""
-    work = tmp_path_factory.mktemp("reference")
+    script, work = request.param, tmp_path_factory.mktemp("reference")
     started = time.monotonic()
-    process = run_script_async("pretrain", *ARGS, "--workdir", str(work))
+    process = run_script_async(script, *_run_args(work))
     first_checkpoint = None
     while process.poll() is None:
         if first_checkpoint is None and (work / "pretrain" / "checkpoints" / "1").exists():
             first_checkpoint = time.monotonic() - started
         time.sleep(0.02)
     assert process.returncode == 0, process.stderr.read()
-    return work / "pretrain", first_checkpoint, time.monotonic() - started
+    return script, work, first_checkpoint, time.monotonic() - started
 
 
 def test_same_seed_same_result(reference, tmp_path):
-    stage_dir = reference[0]
-    again = run_script("pretrain", *ARGS, "--workdir", str(tmp_path))
+    script, work = reference[:2]
+    again = run_script(script, *_run_args(tmp_path))
     assert again.returncode == 0, again.stderr
-    _assert_same_params(saved_params(stage_dir), saved_params(tmp_path / "pretrain"))
-    assert _metrics(stage_dir) == _metrics(tmp_path / "pretrain")
+    _assert_same_run(work, tmp_path, script)
 
 
 @pytest.mark.parametrize("trial", range(KILL_TRIALS))
 def test_kill_9_anywhere_then_rerun_is_bit_identical(reference, tmp_path, trial):
-    stage_dir, first_checkpoint, total = reference
+    script, work, first_checkpoint, total = reference
     # From well before the first checkpoint (start-up, compilation) to the end of training.
     delay = random.Random(trial).uniform(0.5 * first_checkpoint, total)
-    process = run_script_async("pretrain", *ARGS, "--workdir", str(tmp_path))
+    process = run_script_async(script, *_run_args(tmp_path))
     time.sleep(delay)
     process.send_signal(signal.SIGKILL)
     process.wait()
-    checkpoints_dir = tmp_path / "pretrain" / "checkpoints"
-    if checkpoints_dir.exists():  # a step folder appears only once both items are written
-        for step in checkpoints_dir.iterdir():
-            if step.name.isdigit():
-                assert (step / "state").is_dir() and (step / "meta").is_dir()
-    resumed = run_script("pretrain", *ARGS, "--workdir", str(tmp_path))
+    for stage in STAGES[script]:
+        checkpoints_dir = tmp_path / stage / "checkpoints"
+        if checkpoints_dir.exists():  # a step folder appears only once both items are written
+            for step in checkpoints_dir.iterdir():
+                if step.name.isdigit():
+                    assert (step / "state").is_dir() and (step / "meta").is_dir()
+    resumed = run_script(script, *_run_args(tmp_path))
     assert resumed.returncode == 0, resumed.stderr
-    assert not [p for p in checkpoints_dir.iterdir() if "tmp" in p.name]  # leftovers removed
-    _assert_same_params(saved_params(stage_dir), saved_params(tmp_path / "pretrain"))
-    assert _history(stage_dir) == _history(tmp_path / "pretrain")
-    assert _metrics(stage_dir) == _metrics(tmp_path / "pretrain")
+    for stage in STAGES[script]:
+        leftovers = [p for p in (tmp_path / stage / "checkpoints").iterdir() if "tmp" in p.name]
+        assert not leftovers
+    _assert_same_run(work, tmp_path, script)
 
 
 def test_ctrl_c_checkpoints_then_resumes_identically(reference, tmp_path):
-    process = run_script_async("pretrain", *ARGS, "--workdir", str(tmp_path))
+    script, work = reference[:2]
+    process = run_script_async(script, *_run_args(tmp_path))
     checkpoints_dir = tmp_path / "pretrain" / "checkpoints"
     while not (checkpoints_dir / "1").exists() and process.poll() is None:
         time.sleep(0.01)
@@ -107,6 +126,7 @@ def test_ctrl_c_checkpoints_then_resumes_identically(reference, tmp_path):
     done = checkpoint.latest_epoch(checkpoints_dir)
     assert 1 <= done < EPOCHS
     assert len((tmp_path / "pretrain" / "metrics.jsonl").read_text().splitlines()) == done
-    resumed = run_script("pretrain", *ARGS, "--workdir", str(tmp_path))
+    assert not (tmp_path / "finetune").exists()  # the pipeline stopped inside pretraining
+    resumed = run_script(script, *_run_args(tmp_path))
     assert resumed.returncode == 0, resumed.stderr
-    _assert_same_params(saved_params(reference[0]), saved_params(tmp_path / "pretrain"))
+    _assert_same_run(work, tmp_path, script)

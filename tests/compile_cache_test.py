@@ -1,0 +1,87 @@
+"""JAX's persistent compilation cache as the scripts use it, and what a run compiles.
+
+Each case runs scripts/pipeline.py in a process of its own: what JAX compiles (or finds in the
+cache) depends on what the process compiled before.
+"""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from aejax import compile_cache
+from support import SUBSET_DIR, run_script
+
+TINY = [
+    "--dataset", "fashion_mnist", "--source", "idx", "--data-dir", str(SUBSET_DIR),
+    "--hidden", "32", "--latent", "16", "--train-limit", "300", "--test-limit", "100",
+    "--epochs", "1", "--no-progress",
+]  # fmt: skip
+# Pretraining: init, two key programs, epoch, test, reconstruction figure; fine-tuning: init,
+# optimizer re-init after the transplant, epoch, test. Anything run eagerly would add more.
+PROGRAMS = 10
+KEY_PROGRAMS = 2  # the seed/epoch key programs do not depend on the model
+
+
+def _pipeline(work, *extra):
+    done = run_script("pipeline", *TINY, "--workdir", str(work), *extra)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout), done.stderr
+
+
+def _figures(record):
+    return [record[s][k] for s in ("pretrain", "finetune") for k in ("test_loss", "train_loss")]
+
+
+@pytest.fixture(scope="module")
+def cached_runs(tmp_path_factory):
+    """A cold run that fills a cache, the same run again, and one with another model size."""
+    root = tmp_path_factory.mktemp("cache-runs")
+    cache = ["--compile-cache", str(root / "cache")]
+    cold = _pipeline(root / "cold", *cache)
+    warm = _pipeline(root / "warm", *cache)
+    other = _pipeline(root / "other", *cache, "--hidden", "24")
+    return root / "cache", cold, warm, other
+
+
+def test_a_stage_compiles_a_fixed_set_of_programs(cached_runs):
+    cold = cached_runs[1][0]
+    assert cold["programs"] == cold["compiled"] == PROGRAMS
+
+
+def test_a_second_run_compiles_nothing_and_gets_the_same_results(cached_runs):
+    (cold, _), (warm, stderr) = cached_runs[1:3]
+    assert warm["programs"] == PROGRAMS and warm["compiled"] == 0
+    assert _figures(warm) == _figures(cold)
+    assert stderr == ""
+
+
+def test_another_model_size_compiles_afresh(cached_runs):
+    other = cached_runs[3][0]
+    assert other["programs"] == PROGRAMS and other["compiled"] == PROGRAMS - KEY_PROGRAMS
+
+
+def test_corrupt_cache_entries_warn_in_one_line_each_and_the_run_goes_on(cached_runs, tmp_path):
+    cache, (cold, _) = cached_runs[0], cached_runs[1]
+    for entry in cache.iterdir():
+        entry.write_bytes(b"not a compiled program")
+    record, stderr = _pipeline(tmp_path, "--compile-cache", str(cache))
+    assert record["compiled"] == PROGRAMS and _figures(record) == _figures(cold)
+    lines = stderr.splitlines()
+    assert lines and all(line.startswith("warning: ") for line in lines)
+    assert "Traceback" not in stderr
+
+
+def test_an_unusable_cache_folder_is_one_warning_and_the_run_goes_on(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    record, stderr = _pipeline(tmp_path / "work", "--compile-cache", str(blocker / "cache"))
+    assert record["compiled"] == PROGRAMS
+    assert stderr.startswith("warning: compile cache ") and stderr.count("\n") == 1
+
+
+def test_the_default_cache_folder_follows_xdg(monkeypatch, tmp_path):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert compile_cache.default_dir() == tmp_path / "aejax" / "jax"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    assert compile_cache.default_dir() == Path.home() / ".cache" / "aejax" / "jax"
