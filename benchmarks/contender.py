@@ -66,6 +66,8 @@ def run_torch(args) -> dict:
 
     if args.torch_threads:
         torch.set_num_threads(args.torch_threads)
+    if args.flush_denormal:  # saturated tanh outputs give denormal gradients, slow on x86
+        torch.set_flush_denormal(True)
     data = ref.load_arrays(args.dataset, args.data_dir, args.train_limit, args.test_limit)
     root = None
     if args.contender == "as_written":
@@ -94,6 +96,7 @@ def parse(argv=None) -> argparse.Namespace:
     add("--test-limit", type=int, default=None)
     add("--workdir", default="runs/compare_torch")
     add("--torch-threads", type=int, default=None)
+    add("--flush-denormal", action="store_true", help="PyTorch: flush denormals to zero")
     add("--peak-size", type=int, default=2048)
     add("--out", required=True)
     return parser.parse_args(argv)

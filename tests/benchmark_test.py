@@ -193,3 +193,40 @@ def test_epoch_floor_times_aejax_against_its_matmuls_on_a_tiny_subset(tmp_path):
 def test_epoch_floor_refuses_zero_rounds(tmp_path, capsys):
     assert epoch_floor.main(["--rounds", "0", "--results-dir", str(tmp_path)]) == 2
     assert "--rounds" in capsys.readouterr().err and not list(tmp_path.iterdir())
+
+
+def _ttr_run(contender, epochs, wall, steady, **phases):
+    row = {"contender": contender, "epochs": epochs, "wall_s": wall, "steady_epochs_s": steady}
+    return {**row, "accuracy": 0.8, **phases}
+
+
+def test_time_to_result_summary_medians_speedups_and_breakdown():
+    import time_to_result as ttr
+
+    phases = {k: 1.0 for k in ttr.BREAKDOWN if k != "other_s"}  # 8 phases of 1 s
+    runs = [
+        _ttr_run("aejax-warm", 3, 10.0, 4.0, **phases),
+        _ttr_run("aejax-warm", 3, 12.0, 4.0, **phases),
+        _ttr_run("aejax-warm", 3, 14.0, 4.0, **phases),
+        _ttr_run("eager", 3, 30.0, 20.0),
+        _ttr_run("eager", 3, 24.0, 20.0),
+    ]
+    block = ttr.summarize(runs)["3"]
+    warm = block["contenders"]["aejax-warm"]
+    assert warm["wall_s"] == 12.0 and warm["wall_over_steady_epochs"] == 3.0
+    assert warm["breakdown"]["other_s"] == 12.0 - 8.0  # what the phases leave unexplained
+    assert block["speedups"] == {"aejax-warm vs eager": 27.0 / 12.0}
+    record = {"summary": ttr.summarize(runs), "rounds": 3, "command": "c", "machine": {}}
+    record["machine"] = machine.describe()
+    table = ttr.markdown(record)
+    assert "| aejax-warm | 12.0 | 4.0 | 3.00 |" in table and "**2.25×**" in table
+
+
+def test_time_to_result_rounds_put_the_cold_run_first():
+    import time_to_result as ttr
+
+    plan = ttr.schedule([3, 10], rounds=2)
+    assert [(e, r) for e, r, _ in plan] == [(3, 0), (3, 1), (10, 0), (10, 1)]
+    assert all(order[0] == "aejax-cold" and sorted(order) == sorted(ttr.CONTENDERS)
+               for _, _, order in plan)  # fmt: skip
+    assert plan[0][2][1:] != plan[1][2][1:]  # the others rotate

@@ -1,0 +1,253 @@
+"""Time to result: the whole run a user times, from process start to the final test accuracy.
+
+    python benchmarks/time_to_result.py --dataset fashion_mnist \\
+        --data-dir /usr/share/datasets/fashion-mnist --epochs 3 10 --rounds 3
+
+Contenders, each a whole process (interpreter start, imports, data, both stages, evaluation),
+run in rounds that rotate their order (this machine's speed drifts):
+
+- ``aejax-cold``: ``scripts/pipeline.py`` with an empty compile cache (always first in a round,
+  so that it fills the cache the warm run then uses);
+- ``aejax-warm``: the same command again, its programs loaded from that persistent cache;
+- ``eager``, ``eager-tuned``, ``compiled``: the PyTorch reference pipeline on preloaded tensors
+  (``contender.py``); *tuned* is eager with denormals flushed to zero and one thread per core.
+
+Writes ``results/<name>.json`` and ``.md``: per contender and epoch count the median wall time,
+aejax's speed-up over each PyTorch contender, aejax's wall time against the sum of its steady-state
+epochs, and where aejax's wall time goes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import machine
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+RESULTS = HERE / "results"
+TORCH = {"eager": [], "eager-tuned": ["--flush-denormal"], "compiled": []}
+CONTENDERS = ("aejax-cold", "aejax-warm", *TORCH)
+PHASES = ("init_s", "compile_s", "epochs_s", "eval_s", "checkpoint_s", "figures_s")
+
+
+def aejax_command(args, epochs: int, workdir: Path, cache: Path) -> list[str]:
+    flags = ["--dataset", args.dataset, "--epochs", str(epochs), "--workdir", str(workdir)]
+    flags += ["--compile-cache", str(cache), "--no-progress"]
+    if args.data_dir:
+        flags += ["--data-dir", args.data_dir]
+    return [sys.executable, str(REPO / "scripts" / "pipeline.py"), *flags]
+
+
+def torch_command(args, name: str, epochs: int, out: Path, workdir: Path) -> list[str]:
+    style = "compiled" if name == "compiled" else "eager"
+    flags = [style, "--dataset", args.dataset, "--epochs", str(epochs), "--out", str(out)]
+    flags += ["--workdir", str(workdir), *TORCH[name]]
+    if args.data_dir:
+        flags += ["--data-dir", args.data_dir]
+    if name == "eager-tuned":
+        flags += ["--torch-threads", str(len(os.sched_getaffinity(0)))]
+    return [sys.executable, str(HERE / "contender.py"), *flags]
+
+
+def run_one(args, name: str, epochs: int, scratch: Path, cache: Path) -> dict:
+    """One whole process of contender `name`: its wall time and what it reported."""
+    workdir = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=scratch))
+    out = workdir / "result.json"
+    if name.startswith("aejax"):
+        command = aejax_command(args, epochs, workdir, cache)
+    else:
+        command = torch_command(args, name, epochs, out, workdir)
+    env = {**os.environ, "JAX_PLATFORMS": "cpu"}  # a CPU benchmark, even where a GPU exists
+    spawned = time.time()
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=args.timeout)
+    wall = time.time() - spawned
+    if done.returncode != 0:
+        tail = " | ".join(done.stderr.strip().splitlines()[-3:])
+        raise SystemExit(f"{name} failed with exit status {done.returncode}: {tail}")
+    report = workdir / "pipeline.json" if name.startswith("aejax") else out
+    result = json.loads(report.read_text())
+    shutil.rmtree(workdir, ignore_errors=True)
+    row = {"contender": name, "epochs": epochs, "wall_s": wall, "spawned": spawned}
+    return {
+        **row,
+        **(_aejax_row(result, spawned) if name.startswith("aejax") else _torch_row(result)),
+    }
+
+
+def _aejax_row(record: dict, spawned: float) -> dict:
+    stages = [record["pretrain"], record["finetune"]]
+    phases = {p: sum(s[p] for s in stages) for p in PHASES}
+    return {
+        "steady_epochs_s": sum(s["seconds_per_epoch"] * s["epochs_run_now"] for s in stages),
+        "accuracy": record["finetune"]["test_accuracy"],
+        "start_and_imports_s": record["started_at"] - spawned + record["imports_s"],
+        "data_s": record["data_s"],
+        **phases,
+    }
+
+
+def _torch_row(result: dict) -> dict:
+    stages = [result["pretrain"], result["finetune"]]
+    steady = [statistics.median(s["epoch_seconds"][1:] or s["epoch_seconds"]) for s in stages]
+    epochs = [len(s["epoch_seconds"]) for s in stages]
+    return {
+        "steady_epochs_s": sum(t * n for t, n in zip(steady, epochs, strict=True)),
+        "accuracy": result["finetune"]["test"]["accuracy"],
+    }
+
+
+def schedule(epoch_counts: list[int], rounds: int) -> list[tuple[int, int, list[str]]]:
+    """(epochs, round, contender order): aejax-cold first, the others rotating each round."""
+    others = list(CONTENDERS[1:])
+    plan = []
+    for epochs in epoch_counts:
+        for r in range(rounds):
+            shift = r % len(others)
+            plan.append((epochs, r, ["aejax-cold", *others[shift:], *others[:shift]]))
+    return plan
+
+
+BREAKDOWN = {
+    "start_and_imports_s": "process start + imports",
+    "data_s": "data load",
+    "init_s": "init (params, optimizer; encoder restore)",
+    "compile_s": "compile (or load from the cache)",
+    "epochs_s": "Σ epochs (training)",
+    "eval_s": "evaluation (per-epoch test)",
+    "checkpoint_s": "checkpoint waits",
+    "figures_s": "figures",
+    "other_s": "other (device placement, restores, outputs, exit)",
+}
+
+
+def summarize(runs: list[dict]) -> dict:
+    """Per epoch count: medians per contender, aejax's breakdown, and aejax's speed-ups."""
+    summary = {}
+    for epochs in sorted({r["epochs"] for r in runs}):
+        rows = {}
+        for name in CONTENDERS:
+            mine = [r for r in runs if r["epochs"] == epochs and r["contender"] == name]
+            if mine:
+                rows[name] = _summary_row(mine)
+        speedups = {
+            f"{ours} vs {theirs}": rows[theirs]["wall_s"] / rows[ours]["wall_s"]
+            for ours in ("aejax-cold", "aejax-warm")
+            for theirs in TORCH
+            if ours in rows and theirs in rows
+        }
+        summary[str(epochs)] = {"contenders": rows, "speedups": speedups}
+    return summary
+
+
+def _summary_row(runs: list[dict]) -> dict:
+    median = statistics.median
+    row = {
+        "runs": len(runs),
+        "wall_s": median(r["wall_s"] for r in runs),
+        "steady_epochs_s": median(r["steady_epochs_s"] for r in runs),
+        "wall_over_steady_epochs": median(r["wall_s"] / r["steady_epochs_s"] for r in runs),
+        "accuracy": median(r["accuracy"] for r in runs),
+    }
+    if "epochs_s" in runs[0]:
+        parts = [k for k in BREAKDOWN if k != "other_s"]
+        breakdown = {k: median(r[k] for r in runs) for k in parts}
+        breakdown["other_s"] = median(r["wall_s"] - sum(r[k] for k in parts) for r in runs)
+        row["breakdown"] = breakdown
+    return row
+
+
+def markdown(record: dict) -> str:
+    """The README tables: wall times, speed-ups, and where aejax's time goes."""
+    lines = []
+    for epochs, block in record["summary"].items():
+        rows = block["contenders"]
+        lines += [
+            f"**{epochs} + {epochs} epochs** (median of {record['rounds']} rounds)",
+            "",
+            "| contender | wall s | Σ steady-state epochs s | wall / Σ epochs | test accuracy |",
+            "|---|---:|---:|---:|---:|",
+        ]
+        for name, row in rows.items():
+            lines.append(
+                f"| {name} | {row['wall_s']:.1f} | {row['steady_epochs_s']:.1f} | "
+                f"{row['wall_over_steady_epochs']:.2f} | {row['accuracy']:.4f} |"
+            )
+        speedups = ", ".join(f"{k} **{v:.2f}×**" for k, v in block["speedups"].items())
+        lines += ["", f"aejax speed-up (PyTorch wall / aejax wall): {speedups}.", ""]
+    lines += _breakdown_table(record["summary"])
+    lines += ["", f"Machine: {machine.summary_line(record['machine'])}.", ""]
+    lines.append(f"Command: `{record['command']}`")
+    return "\n".join(lines) + "\n"
+
+
+def _breakdown_table(summary: dict) -> list[str]:
+    columns = [
+        (epochs, name, block["contenders"][name]["breakdown"])
+        for epochs, block in summary.items()
+        for name in ("aejax-cold", "aejax-warm")
+        if name in block["contenders"]
+    ]
+    head = " | ".join(f"{name} {e}+{e}" for e, name, _ in columns)
+    lines = ["Where aejax's wall time goes (seconds, medians):", "", f"| phase | {head} |"]
+    lines.append("|---|" + "---:|" * len(columns))
+    for key, label in BREAKDOWN.items():
+        lines.append(f"| {label} | " + " | ".join(f"{b[key]:.2f}" for _, _, b in columns) + " |")
+    walls = " | ".join(f"{summary[e]['contenders'][n]['wall_s']:.2f}" for e, n, _ in columns)
+    lines.append(f"| **wall** | {walls} |")
+    return lines
+
+
+def benchmark(args) -> str:
+    from aejax.errors import UserError
+
+    if args.rounds < 1 or min(args.epochs) < 1:
+        raise UserError("rounds and epochs must be at least 1", settings=("rounds", "epochs"))
+    runs = []
+    with tempfile.TemporaryDirectory(prefix="time_to_result-") as scratch:
+        for epochs, r, order in schedule(args.epochs, args.rounds):
+            cache = Path(scratch) / f"cache-{epochs}-{r}"  # empty: the cold run fills it
+            for name in order:
+                print(f"{epochs}+{epochs} epochs, round {r}: {name} ...", flush=True)
+                runs.append(run_one(args, name, epochs, Path(scratch), cache))
+                print(f"  {runs[-1]['wall_s']:.1f} s", flush=True)
+    record = {
+        "command": "python benchmarks/time_to_result.py " + args.command_line,
+        "machine": machine.describe(),
+        "rounds": args.rounds,
+        "summary": summarize(runs),
+        "runs": runs,
+    }
+    args.results_dir.mkdir(parents=True, exist_ok=True)
+    (args.results_dir / f"{args.name}.json").write_text(json.dumps(record, indent=2) + "\n")
+    (args.results_dir / f"{args.name}.md").write_text(markdown(record))
+    return markdown(record)
+
+
+def main(argv=None) -> int:
+    from aejax import cli
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--dataset", default="fashion_mnist", choices=["mnist", "fashion_mnist"])
+    parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--epochs", type=int, nargs="+", default=[3, 10], help="of each stage")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--timeout", type=int, default=1800, help="seconds per process")
+    parser.add_argument("--name", default="time_to_result")
+    parser.add_argument("--results-dir", type=Path, default=RESULTS)
+    parser.add_argument("--debug", action="store_true", help="show tracebacks for user errors")
+    parser.set_defaults(command_line=" ".join(sys.argv[1:] if argv is None else argv))
+    return cli.run(benchmark, parser, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
