@@ -20,16 +20,14 @@ The matmul contenders multiply random float32 arrays: their values do not affect
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
 import time
-from pathlib import Path
 
 import machine
+import results
 
-RESULTS = Path(__file__).parent / "results"
 LR = 1e-6  # the matmul-only updates keep the weights moving without letting them blow up
 
 
@@ -182,15 +180,10 @@ def table(record: dict) -> str:
 
 
 def make_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--dataset", default="fashion_mnist", choices=["mnist", "fashion_mnist"])
-    parser.add_argument("--data-dir", default=None)
+    parser = results.parser(__doc__, "epoch_floor")
     parser.add_argument("--train-limit", type=int, default=None, help="first N training examples")
     parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument("--rounds", type=int, default=10)
-    parser.add_argument("--name", default="epoch_floor")
-    parser.add_argument("--results-dir", type=Path, default=RESULTS)
-    parser.add_argument("--debug", action="store_true", help="show tracebacks for user errors")
     return parser
 
 
@@ -213,7 +206,7 @@ def benchmark(args) -> str:
     seconds = measure(contenders, args.rounds)
     epoch_flops = steps * args.batch_size * machine.ae_train_flops_per_example(layers)
     record = {
-        "command": "python benchmarks/epoch_floor.py " + args.command_line,
+        "command": args.command,
         "machine": machine.describe(),
         "peak_gflops": machine.matmul_peak_gflops(),
         "num_examples": num_examples,
@@ -223,18 +216,11 @@ def benchmark(args) -> str:
         "seconds": seconds,
         "summary": summarize(seconds, epoch_flops),
     }
-    args.results_dir.mkdir(parents=True, exist_ok=True)
-    (args.results_dir / f"{args.name}.json").write_text(json.dumps(record, indent=2) + "\n")
-    (args.results_dir / f"{args.name}.md").write_text(table(record))
-    return table(record)
+    return results.write(args, record, table(record))
 
 
 def main(argv=None) -> int:
-    from aejax import cli
-
-    parser = make_parser()
-    parser.set_defaults(command_line=" ".join(sys.argv[1:] if argv is None else argv))
-    return cli.run(benchmark, parser, argv)
+    return results.run(benchmark, make_parser(), "epoch_floor.py", argv)
 
 
 if __name__ == "__main__":

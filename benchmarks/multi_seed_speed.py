@@ -12,16 +12,12 @@ Writes ``results/<name>.json`` and ``.md``.
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
 import sys
 import time
-from pathlib import Path
 
 import machine
-
-RESULTS = Path(__file__).parent / "results"
+import results
 
 
 def time_cell(config, data, seeds: int) -> dict:
@@ -72,7 +68,7 @@ def measure(args) -> dict:
     data = aejax.to_device(aejax.load_dataset(data_config))
     one, many = time_cell(config, data, 1), time_cell(config, data, args.seeds)
     return {
-        "command": "python benchmarks/multi_seed_speed.py " + args.command_line,
+        "command": args.command,
         "machine": machine.describe(),
         "backend": jax.default_backend(),
         "one_seed": one,
@@ -95,24 +91,13 @@ def summary(record: dict) -> str:
 
 def benchmark(args) -> str:
     record = measure(args)
-    args.results_dir.mkdir(parents=True, exist_ok=True)
-    (args.results_dir / f"{args.name}.json").write_text(json.dumps(record, indent=2) + "\n")
-    (args.results_dir / f"{args.name}.md").write_text(summary(record) + "\n")
-    return summary(record)
+    return results.write(args, record, summary(record) + "\n")
 
 
 def main(argv=None) -> int:
-    from aejax import cli
-
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--dataset", default="fashion_mnist", choices=["mnist", "fashion_mnist"])
-    parser.add_argument("--data-dir", default=None)
+    parser = results.parser(__doc__, "multi_seed_speed")
     parser.add_argument("--seeds", type=int, default=8, help="seeds of the vmapped run")
-    parser.add_argument("--name", default="multi_seed_speed")
-    parser.add_argument("--results-dir", type=Path, default=RESULTS)
-    parser.add_argument("--debug", action="store_true", help="show tracebacks for user errors")
-    parser.set_defaults(command_line=" ".join(sys.argv[1:] if argv is None else argv))
-    return cli.run(benchmark, parser, argv)
+    return results.run(benchmark, parser, "multi_seed_speed.py", argv)
 
 
 if __name__ == "__main__":

@@ -15,8 +15,8 @@ import shutil
 from pathlib import Path
 
 import machine
+from results import RESULTS
 
-RESULTS = Path(__file__).parent / "results"
 # Per-epoch histories travel with the figures, so every quoted epoch time can be traced.
 FIGURES = {
     "pretrain": ("curves.png", "reconstructions.png", "metrics.jsonl"),

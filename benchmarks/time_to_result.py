@@ -19,7 +19,6 @@ epochs, and where aejax's wall time goes.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
@@ -31,10 +30,10 @@ import time
 from pathlib import Path
 
 import machine
+import results
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-RESULTS = HERE / "results"
 TORCH = {"eager": [], "eager-tuned": ["--flush-denormal"], "compiled": []}
 CONTENDERS = ("aejax-cold", "aejax-warm", *TORCH)
 PHASES = ("init_s", "compile_s", "epochs_s", "eval_s", "checkpoint_s", "figures_s")
@@ -221,32 +220,21 @@ def benchmark(args) -> str:
                 runs.append(run_one(args, name, epochs, Path(scratch), cache))
                 print(f"  {runs[-1]['wall_s']:.1f} s", flush=True)
     record = {
-        "command": "python benchmarks/time_to_result.py " + args.command_line,
+        "command": args.command,
         "machine": machine.describe(),
         "rounds": args.rounds,
         "summary": summarize(runs),
         "runs": runs,
     }
-    args.results_dir.mkdir(parents=True, exist_ok=True)
-    (args.results_dir / f"{args.name}.json").write_text(json.dumps(record, indent=2) + "\n")
-    (args.results_dir / f"{args.name}.md").write_text(markdown(record))
-    return markdown(record)
+    return results.write(args, record, markdown(record))
 
 
 def main(argv=None) -> int:
-    from aejax import cli
-
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--dataset", default="fashion_mnist", choices=["mnist", "fashion_mnist"])
-    parser.add_argument("--data-dir", default=None)
+    parser = results.parser(__doc__, "time_to_result")
     parser.add_argument("--epochs", type=int, nargs="+", default=[3, 10], help="of each stage")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--timeout", type=int, default=1800, help="seconds per process")
-    parser.add_argument("--name", default="time_to_result")
-    parser.add_argument("--results-dir", type=Path, default=RESULTS)
-    parser.add_argument("--debug", action="store_true", help="show tracebacks for user errors")
-    parser.set_defaults(command_line=" ".join(sys.argv[1:] if argv is None else argv))
-    return cli.run(benchmark, parser, argv)
+    return results.run(benchmark, parser, "time_to_result.py", argv)
 
 
 if __name__ == "__main__":
