@@ -33,6 +33,7 @@ from aejax.config import (
     StageConfig,
     TrainConfig,
     TransferConfig,
+    nested_config,
 )
 from aejax.errors import TrainingInterrupted, UserError
 
@@ -144,20 +145,12 @@ def config_from_args(kind: type, args: argparse.Namespace) -> Any:
     """
     given, values = vars(args), {}
     for field in dataclasses.fields(kind):
-        nested = _nested_config(field)
+        nested = nested_config(field)
         if nested is not None:
             values[field.name] = config_from_args(nested, args)
         elif field.name in given:
             values[field.name] = given[field.name]
     return kind(**values)
-
-
-def _nested_config(field: dataclasses.Field) -> type | None:
-    factory = field.default_factory
-    if factory is dataclasses.MISSING:
-        return None
-    default = factory()
-    return type(default) if dataclasses.is_dataclass(default) else None
 
 
 def label_budget_parser() -> argparse.ArgumentParser:

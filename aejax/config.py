@@ -238,10 +238,18 @@ class FinetuneConfig(StageConfig):
         return raw
 
 
+def nested_config(field: dataclasses.Field) -> type | None:
+    """The config class of a field that holds a nested config (judged by its default), else None."""
+    if field.default_factory is dataclasses.MISSING:
+        return None
+    default = field.default_factory()
+    return type(default) if dataclasses.is_dataclass(default) else None
+
+
 def _build(field: dataclasses.Field, value: Any) -> Any:
     """`value` as the field's config class when it is a nested config, else unchanged."""
-    kind = field.default_factory
-    return kind(**value) if isinstance(kind, type) and dataclasses.is_dataclass(kind) else value
+    kind = nested_config(field)
+    return kind(**value) if kind is not None else value
 
 
 def pretrain_config(**overrides: Any) -> PretrainConfig:

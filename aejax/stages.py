@@ -19,7 +19,7 @@ from aejax import objectives, plots
 from aejax.config import FinetuneConfig, PretrainConfig
 from aejax.data import Dataset, load_dataset, normalize
 from aejax.errors import UserError
-from aejax.models import make_autoencoder, make_classifier
+from aejax.evaluation import stage_model
 from aejax.optim import make_optimizer
 from aejax.splits import hold_out
 from aejax.stage_loop import (
@@ -58,8 +58,7 @@ def pretrain(
     _require_config(config, PretrainConfig)
     data = data if data is not None else load_dataset(config.data)
     started = time.perf_counter()
-    logits = objectives.uses_logits(config.objective)
-    model = make_autoencoder(config.model, data.input_dim, logits=logits)
+    model = stage_model(config, data.input_dim)
     tx = optax.adam(config.train.lr)
     state = create_state(model, data.input_dim, tx, stage_key(config, INIT_STREAM))
     init_s = time.perf_counter() - started
@@ -90,7 +89,7 @@ def finetune(
             settings=("num_classes",),
         )
     started = time.perf_counter()
-    model = make_classifier(config.model)
+    model = stage_model(config, data.input_dim)
     tx = make_optimizer(config.train.lr, config.transfer)
     state = create_state(model, data.input_dim, tx, stage_key(config, INIT_STREAM))
     resume = resume_epoch(config, overwrite)
