@@ -40,6 +40,13 @@ class TrainingDivergedError(UserError):
     """The loss became NaN or infinite."""
 
 
+class WorkdirBusyError(UserError):
+    """Another run holds the workdir: two runs in one folder would overwrite each other's files."""
+
+    def __init__(self, message: str, *, settings: tuple[str, ...] = ("workdir",)):
+        super().__init__(message, settings=settings)
+
+
 class TrainingInterrupted(Exception):
     """Training stopped on a signal after saving a checkpoint; the same command resumes it."""
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from aejax.config import DataConfig, FinetuneConfig, ModelConfig, PretrainConfig, TrainConfig
+from aejax.workdir_lock import LOCK_NAME
 
 REPO = Path(__file__).resolve().parents[1]
 SUBSET_DIR = REPO / "tests" / "data" / "fashion_mnist_subset"
@@ -117,6 +118,7 @@ def run_script_here(name: str, *args: str) -> subprocess.CompletedProcess:
 
 def saved_params(stage_dir: Path):
     """The params of a stage's newest checkpoint, as saved (numpy arrays)."""
+    import jax
     import orbax.checkpoint as ocp
 
     from aejax import checkpoint
@@ -124,14 +126,24 @@ def saved_params(stage_dir: Path):
     checkpoints_dir = Path(stage_dir) / "checkpoints"
     epoch = checkpoint.latest_epoch(checkpoints_dir)
     assert epoch is not None, f"no checkpoint in {checkpoints_dir}"
+    path = checkpoints_dir.absolute() / str(epoch) / "state"
     with ocp.StandardCheckpointer() as restorer:
-        return restorer.restore(checkpoints_dir.absolute() / str(epoch) / "state")["params"]
+        # Onto this process's first device, whatever devices or processes wrote it.
+        here = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+        target = jax.tree.map(
+            lambda leaf: jax.ShapeDtypeStruct(leaf.shape, leaf.dtype, sharding=here),
+            restorer.metadata(path).item_metadata.tree,
+        )
+        return restorer.restore(path, target)["params"]
 
 
 def snapshot(folder: Path) -> dict:
-    """Every file below `folder` with its size and modification time: to prove nothing changed."""
+    """Every file below `folder` with its size and modification time: to prove nothing changed.
+
+    The workdir's lock file aside: every run that starts a stage records itself in it.
+    """
     return {
         str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns)
         for p in sorted(Path(folder).rglob("*"))
-        if p.is_file()
+        if p.is_file() and p.name != LOCK_NAME
     }
