@@ -27,6 +27,7 @@ from aejax.errors import (
     TrainingDivergedError,
     TrainingInterrupted,
     UserError,
+    WorkdirBusyError,
 )
 from aejax.evaluation import evaluate, evaluate_stage, load_stage
 from aejax.interop import from_torch_state_dict, to_torch_state_dict, torch_adam
@@ -38,6 +39,7 @@ from aejax.models import (
     make_autoencoder,
     make_classifier,
 )
+from aejax.parallel import data_mesh
 from aejax.stage_loop import StageResult
 from aejax.stages import PipelineResult, finetune, pretrain, run_pipeline
 from aejax.transplant import load_pretrained_encoder, transplant_encoder
@@ -69,6 +71,8 @@ __all__ = [
     "TrainingInterrupted",
     "TransferConfig",
     "UserError",
+    "WorkdirBusyError",
+    "data_mesh",
     "evaluate",
     "evaluate_stage",
     "finetune",

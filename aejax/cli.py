@@ -16,7 +16,7 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
-from aejax import compile_cache
+from aejax import compile_cache, distributed
 from aejax.config import (
     DATASETS,
     DTYPES,
@@ -75,6 +75,26 @@ def add_compile_cache_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-compile-cache", action="store_true", help="compile everything anew")
 
 
+def add_device_flags(
+    parser: argparse.ArgumentParser,
+    help: str = "train data-parallel over N devices (each step's batch split over them)",
+    cluster: bool = True,
+) -> None:
+    """--devices, and (`cluster`) how this process joins a multi-process run."""
+    parser.add_argument(
+        "--devices", type=int, default=None, help=help + "; default 1, or all of a multi-host run"
+    )
+    if not cluster:
+        return
+    parser.add_argument(
+        "--coordinator",
+        default=None,
+        help="HOST:PORT of process 0 of a multi-host run, or 'auto' (SLURM, Cloud TPU, ...)",
+    )
+    parser.add_argument("--num-processes", type=int, default=None, help="processes in the run")
+    parser.add_argument("--process-id", type=int, default=None, help="this process: 0..P-1")
+
+
 def stage_parser(kind: type[StageConfig], description: str) -> argparse.ArgumentParser:
     """Flags common to both stages; defaults are the reference pipeline's."""
     stage, model, train = kind(), ModelConfig(), TrainConfig()
@@ -88,6 +108,7 @@ def stage_parser(kind: type[StageConfig], description: str) -> argparse.Argument
     _flag(parser, model, "init", choices=INITS, help="torch: U(+-1/sqrt(fan_in)); lecun: Flax")
     _flag(parser, model, "dtype", choices=DTYPES, help="dtype of the matmuls")
     parser.add_argument("--overwrite", action="store_true", help=f"discard an earlier {kind.stage}")
+    add_device_flags(parser)
     add_compile_cache_flags(parser)
     add_common_flags(parser)
     return parser
@@ -178,6 +199,7 @@ def label_budget_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--out", default="runs/label_budget", help="folder for label_budget.{json,md,png}"
     )
+    add_device_flags(parser, "split the seeds over N local devices", cluster=False)
     add_compile_cache_flags(parser)
     add_common_flags(parser)
     return parser
@@ -236,6 +258,9 @@ def run(main: Callable[[argparse.Namespace], Any], parser: argparse.ArgumentPars
     try:
         with warnings.catch_warnings():
             warnings.showwarning = _one_line_warning
+            flags = ("coordinator", "num_processes", "process_id")
+            cluster = distributed.Cluster(*(getattr(args, f, None) for f in flags))
+            distributed.initialize(cluster)  # before anything runs on a device
             result = main(args)
     except UserError as err:
         if args.debug:
@@ -248,9 +273,15 @@ def run(main: Callable[[argparse.Namespace], Any], parser: argparse.ArgumentPars
     except KeyboardInterrupt:  # a second Ctrl-C: the newest checkpoint is still there
         print("interrupted; run the same command again to resume", file=sys.stderr)
         return 130
-    print(result if isinstance(result, str) else json.dumps(result, indent=2))
+    if distributed.is_primary():  # one answer per run, not one per process
+        print(result if isinstance(result, str) else json.dumps(result, indent=2))
     gc.freeze()  # and what the run made: the final collection at exit then has nothing to scan
     return 0
+
+
+def progress(args: argparse.Namespace) -> bool:
+    """Whether to show progress: unless --no-progress, and only in the primary process."""
+    return not args.no_progress and distributed.is_primary()
 
 
 def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:

@@ -86,10 +86,13 @@ class DeviceData:
     val: Split | None = None
 
 
-def to_device(data: Dataset, val: Split | None = None) -> DeviceData:
-    """Put `data`'s splits (and a validation split) on the device, once per run."""
+def to_device(data: Dataset, val: Split | None = None, sharding=None) -> DeviceData:
+    """Put `data`'s splits (and a validation split) on the device, once per run.
+
+    `sharding` places them elsewhere, e.g. replicated over a device mesh (`aejax.parallel`).
+    """
     splits = (data.train, data.test, val)
-    return DeviceData(*(None if split is None else jax.device_put(split) for split in splits))
+    return DeviceData(*(None if s is None else jax.device_put(s, sharding) for s in splits))
 
 
 def normalize(images):

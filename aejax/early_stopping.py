@@ -42,9 +42,11 @@ class Validator:
     `patience`: epochs without improvement after which training stops (None: never).
     """
 
-    def __init__(self, metrics_fn: MetricsFn, params, split: Split, batch_size: int, patience=None):
+    def __init__(
+        self, metrics_fn: MetricsFn, params, split: Split, batch_size: int, patience=None, mesh=None
+    ):
         self.split, self.patience = split, patience
-        self._evaluate = compile_eval(metrics_fn, params, split, batch_size)
+        self._evaluate = compile_eval(metrics_fn, params, split, batch_size, mesh)
 
     def __call__(self, params) -> dict[str, float]:
         values = jax.device_get(self._evaluate(params, *self.split))

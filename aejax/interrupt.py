@@ -11,6 +11,8 @@ import signal
 import threading
 from collections.abc import Iterator
 
+from aejax import distributed
+
 HANDLED = (signal.SIGINT, signal.SIGTERM)
 
 
@@ -23,6 +25,13 @@ class StopRequest:
     @property
     def requested(self) -> bool:
         return self.signum is not None
+
+    def agreed(self) -> bool:
+        """Whether any process of the run was asked to stop; the same answer in each of them, so
+        all stop at the same epoch boundary. (One process: whether this one was.)"""
+        if distributed.anyone(self.requested) and not self.requested:
+            self.signum = signal.SIGTERM  # a peer was stopped: stop with it
+        return self.requested
 
 
 @contextlib.contextmanager

@@ -2,12 +2,14 @@
 
 `Autoencoder` and `Classifier` both hold their encoder as a submodule named ``encoder`` (`ENCODER`)
 so that the two parameter trees share that subtree exactly and the transplant is a PyTree
-operation. ``dtype`` is the dtype of the matmuls; parameters are always float32.
+operation. ``dtype`` is the dtype of the matmuls; parameters and outputs are always float32.
 """
 
 from __future__ import annotations
 
+import functools
 import math
+import warnings
 from typing import Any
 
 import flax.linen as nn
@@ -18,6 +20,18 @@ from aejax.config import ModelConfig
 
 Dtype = Any
 ENCODER = "encoder"  # the submodule (and params subtree) that moves between the models
+
+
+@functools.cache  # once per process, not once per stage
+def warn_if_slow_dtype(dtype: str) -> None:
+    """Say so when `dtype` is slower than float32 on this backend: bfloat16 on a CPU, where XLA
+    computes the matmuls in float32 with conversions around them (1.2-1.3x slower per epoch)."""
+    if dtype == "bfloat16" and jax.default_backend() == "cpu":
+        warnings.warn(
+            "bfloat16 runs slower than float32 on CPU (XLA converts its matmuls to float32 "
+            "here); it pays on GPUs and TPUs",
+            stacklevel=2,
+        )
 
 
 def torch_uniform(fan_in: int):
@@ -107,7 +121,8 @@ class Autoencoder(nn.Module):
         )
 
     def __call__(self, x):
-        return self.decoder(self.encoder(x))
+        # Losses in float32 whatever the matmul dtype (a no-op for float32 models).
+        return self.decoder(self.encoder(x)).astype(jnp.float32)
 
     def encode(self, x):
         return self.encoder(x)
@@ -127,7 +142,8 @@ class Classifier(nn.Module):
         self.head = dense(self.num_classes, self.latent, self.init_style, self.dtype)
 
     def __call__(self, x):
-        return self.head(self.encoder(x))
+        # Softmax and cross-entropy in float32 whatever the matmul dtype (no-op for float32).
+        return self.head(self.encoder(x)).astype(jnp.float32)
 
 
 def make_autoencoder(config: ModelConfig, input_dim: int, logits: bool = False) -> Autoencoder:

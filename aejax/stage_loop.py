@@ -17,13 +17,15 @@ from typing import Any
 
 import jax
 import numpy as np
+from jax.sharding import Mesh
 from tqdm.auto import tqdm
 
-from aejax import checkpoint, early_stopping, plots
+from aejax import checkpoint, distributed, early_stopping, parallel, plots
 from aejax.config import PretrainConfig, StageConfig
 from aejax.data import Dataset, DeviceData, Split, to_device
 from aejax.errors import TrainingInterrupted, UserError
 from aejax.interrupt import StopRequest, stop_on_signal
+from aejax.keys import epoch_key
 from aejax.train import (
     CompiledStage,
     MetricsFn,
@@ -33,8 +35,7 @@ from aejax.train import (
     steady_state_seconds,
 )
 from aejax.workdir import prepare_stage_dir, remove_stage_outputs, write_json, write_jsonl
-
-INIT_STREAM, EPOCH_STREAM = 0, 1  # independent random streams derived from the seed
+from aejax.workdir_lock import holding_workdir_lock
 
 
 @dataclasses.dataclass
@@ -51,13 +52,16 @@ class StageStart:
     """Where a stage begins: `state` itself, or checkpoint `resume_epoch` restored into its shape.
 
     With `overwrite`, the stage's earlier checkpoints and outputs are removed before training.
-    `init_s` is how long building `state` took (reported with the stage's other phases).
+    `init_s` is how long building `state` took (reported with the stage's other phases). With a
+    device `mesh` (`aejax.parallel.data_mesh`), `state` is replicated on it and the stage trains
+    data-parallel over its devices.
     """
 
     state: TrainState
     resume_epoch: int | None = None
     overwrite: bool = False
     init_s: float = 0.0
+    mesh: Mesh | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,27 +70,6 @@ class StageTask:
 
     metrics_fn: MetricsFn
     figures: Callable[[Any], None] | None = None
-
-
-@jax.jit
-def _stream_key(seed, stream):
-    return jax.random.fold_in(jax.random.key(seed), stream)
-
-
-@jax.jit
-def _epoch_key(seed, epoch):
-    return jax.random.fold_in(_stream_key(seed, EPOCH_STREAM), epoch)
-
-
-def stage_key(config: StageConfig, stream: int):
-    """The key of one random stream of a run: a pure function of the seed."""
-    return _stream_key(config.train.seed, stream)
-
-
-def epoch_key(config: StageConfig, epoch: int):
-    """A pure function of seed and epoch, so a resumed run replays the same data order."""
-    # One compiled program for all epochs (seed and epoch are arguments, not constants).
-    return _epoch_key(config.train.seed, epoch)
 
 
 def resume_epoch(config: StageConfig, overwrite: bool) -> int | None:
@@ -109,6 +92,7 @@ class StageRun:
     history: list[dict[str, Any]]
     resumed: int
     validator: early_stopping.Validator | None = None
+    mesh: Mesh | None = None
     checkpoint_seconds: list[float] = dataclasses.field(default_factory=list)
 
     def train(self, state, stop: StopRequest, progress: bool):
@@ -123,7 +107,7 @@ class StageRun:
             dynamic_ncols=True,
         )
         for epoch in range(len(self.history), self.config.train.epochs):
-            if stop.requested or early_stopping.should_stop(self.history, patience):
+            if stop.agreed() or early_stopping.should_stop(self.history, patience):
                 break
             state = self.train_epoch(state, epoch, progress)
             bar.set_postfix(loss=f"{self.history[-1]['train_loss']:.4f}")
@@ -135,7 +119,7 @@ class StageRun:
         """Epoch `epoch` (from 0): train, test, validate, checkpoint, log."""
         # The previous epoch's checkpoint is still being written in the background: it overlaps
         # this epoch (a few ms of file writes) instead of holding it up.
-        key = epoch_key(self.config, epoch)
+        key = epoch_key(self.config, epoch, self.mesh)
         state, record, step_losses = run_epoch(self.compiled, state, self.data, key, epoch + 1)
         row = record.as_dict()
         if self.validator:
@@ -164,6 +148,7 @@ class StageRun:
         return sum(r.get(key, 0.0) for r in self.history[self.resumed :])
 
 
+@holding_workdir_lock  # one run per workdir: taken before anything is removed or written
 def train_stage(
     config: StageConfig,
     data: Dataset,
@@ -180,10 +165,12 @@ def train_stage(
             "training examples",
             settings=("batch_size",),
         )
+    distributed.require_shared_workdir(config.workdir)
+    distributed.require_same_data(*data.train, *data.test)
     if start.overwrite:
         remove_stage_outputs(config)
     stage_dir = prepare_stage_dir(config, start.state)
-    device_data = to_device(data, val)
+    device_data = to_device(data, val, parallel.replicated(start.mesh))
     checkpoints = checkpoint.StageCheckpoints(
         stage_dir / "checkpoints", config.train.keep_checkpoints, track_best=val is not None
     )
@@ -194,9 +181,10 @@ def train_stage(
     if best is not None:
         metrics.update(best, num_val=len(val.labels))
     figures_started = time.perf_counter()
-    plots.save_curves(run.history, stage_dir / "curves.png", f"{config.stage}: {data.name}")
-    if task.figures:
-        task.figures(state.params)
+    if distributed.is_primary():
+        plots.save_curves(run.history, stage_dir / "curves.png", f"{config.stage}: {data.name}")
+        if task.figures:
+            task.figures(state.params)
     metrics["figures_s"] = time.perf_counter() - figures_started
     metrics["wall_s"] = time.perf_counter() - started + start.init_s
     write_json(stage_dir / "metrics.json", metrics)
@@ -234,17 +222,22 @@ def _begin(config, start: StageStart, metrics_fn, data: DeviceData, checkpoints)
         history = list(meta["history"])
         # On stderr: stdout carries the final metrics, as JSON, for whoever pipes them on.
         done = start.resume_epoch
-        tqdm.write(f"resuming from {checkpoints.directory}/{done} (epoch {done} done)", sys.stderr)
+        if distributed.is_primary():
+            where = f"{checkpoints.directory}/{done}"
+            tqdm.write(f"resuming from {where} (epoch {done} done)", sys.stderr)
     batch_size = config.train.batch_size
-    compiled = compile_stage(metrics_fn, state, data, batch_size, epoch_key(config, 0))
+    key = epoch_key(config, 0, start.mesh)
+    compiled = compile_stage(metrics_fn, state, data, batch_size, key, start.mesh)
     validator = None
     if data.val is not None:
         # Only fine-tuning holds out a validation split, and its config says how patient to be.
         patience = config.early_stopping.patience
         validator = early_stopping.Validator(
-            metrics_fn, state.params, data.val, batch_size, patience
+            metrics_fn, state.params, data.val, batch_size, patience, start.mesh
         )
-    run = StageRun(config, compiled, data, checkpoints, history, len(history), validator)
+    run = StageRun(
+        config, compiled, data, checkpoints, history, len(history), validator, start.mesh
+    )
     return run, state
 
 

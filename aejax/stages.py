@@ -20,19 +20,21 @@ from aejax.config import FinetuneConfig, PretrainConfig
 from aejax.data import Dataset, load_dataset, normalize
 from aejax.errors import UserError
 from aejax.evaluation import stage_model
+from aejax.keys import INIT_STREAM, stage_key
+from aejax.models import warn_if_slow_dtype
 from aejax.optim import make_optimizer
+from aejax.parallel import data_mesh
 from aejax.splits import hold_out
 from aejax.stage_loop import (
-    INIT_STREAM,
     StageResult,
     StageStart,
     StageTask,
     resume_epoch,
-    stage_key,
     train_stage,
 )
 from aejax.train import create_state
 from aejax.transplant import load_pretrained_encoder, transplant_encoder
+from aejax.workdir_lock import workdir_lock
 
 __all__ = ["PipelineResult", "StageResult", "finetune", "pretrain", "run_pipeline"]
 
@@ -50,19 +52,23 @@ def pretrain(
     data: Dataset | None = None,
     progress: bool = True,
     overwrite: bool = False,
+    devices: int | None = None,
 ) -> StageResult:
     """Train the autoencoder (MSE or BCE, optionally denoising), resuming if possible.
 
     `overwrite` discards an earlier run in that folder (only once the data has loaded).
+    `devices` > 1 trains data-parallel over that many devices (`aejax.parallel`).
     """
     _require_config(config, PretrainConfig)
+    mesh = data_mesh(devices, config.train.batch_size)
+    warn_if_slow_dtype(config.model.dtype)
     data = data if data is not None else load_dataset(config.data)
     started = time.perf_counter()
     model = stage_model(config, data.input_dim)
     tx = optax.adam(config.train.lr)
-    state = create_state(model, data.input_dim, tx, stage_key(config, INIT_STREAM))
+    state = create_state(model, data.input_dim, tx, stage_key(config, INIT_STREAM, mesh), mesh)
     init_s = time.perf_counter() - started
-    start = StageStart(state, resume_epoch(config, overwrite), overwrite, init_s)
+    start = StageStart(state, resume_epoch(config, overwrite), overwrite, init_s, mesh)
     task = StageTask(
         objectives.reconstruction_metrics(model.apply, config.objective),
         figures=functools.partial(_save_reconstruction_figure, config, model, data=data),
@@ -75,12 +81,16 @@ def finetune(
     data: Dataset | None = None,
     progress: bool = True,
     overwrite: bool = False,
+    devices: int | None = None,
 ) -> StageResult:
     """Train encoder + Dense head with cross-entropy, from the pretrained encoder or scratch.
 
     `overwrite` discards an earlier fine-tuning run (only once data and encoder have loaded).
+    `devices` > 1 trains data-parallel over that many devices (`aejax.parallel`).
     """
     _require_config(config, FinetuneConfig)
+    mesh = data_mesh(devices, config.train.batch_size)
+    warn_if_slow_dtype(config.model.dtype)
     data = data if data is not None else load_dataset(config.data)
     if data.num_classes > config.model.num_classes:
         raise UserError(
@@ -91,7 +101,7 @@ def finetune(
     started = time.perf_counter()
     model = stage_model(config, data.input_dim)
     tx = make_optimizer(config.train.lr, config.transfer)
-    state = create_state(model, data.input_dim, tx, stage_key(config, INIT_STREAM))
+    state = create_state(model, data.input_dim, tx, stage_key(config, INIT_STREAM, mesh), mesh)
     resume = resume_epoch(config, overwrite)
     if resume is None and config.transfer.encoder == "pretrained":
         encoder = load_pretrained_encoder(config.encoder_source_dir, state.params)
@@ -100,7 +110,7 @@ def finetune(
     val = None
     if config.early_stopping.val_split:
         data, val = hold_out(data, config.early_stopping.val_split, config.train.seed)
-    start = StageStart(state, resume, overwrite, init_s=time.perf_counter() - started)
+    start = StageStart(state, resume, overwrite, time.perf_counter() - started, mesh)
     task = StageTask(objectives.classification_metrics(model.apply))
     return train_stage(config, data, start, task, progress, val)
 
@@ -111,6 +121,7 @@ def run_pipeline(
     data: Dataset | None = None,
     progress: bool = True,
     overwrite: bool = False,
+    devices: int | None = None,
 ) -> PipelineResult:
     """Pretrain, transplant, fine-tune in this process, the data loaded once.
 
@@ -120,8 +131,10 @@ def run_pipeline(
     if pretrain_config.data != finetune_config.data:
         raise ValueError("both stages of a pipeline train on the same data config")
     data = data if data is not None else load_dataset(pretrain_config.data)
-    first = pretrain(pretrain_config, data, progress, overwrite)
-    return PipelineResult(first, finetune(finetune_config, data, progress, overwrite))
+    # Held across both stages, so no other run can slip in between them.
+    with workdir_lock(pretrain_config.workdir), workdir_lock(finetune_config.workdir):
+        first = pretrain(pretrain_config, data, progress, overwrite, devices)
+        return PipelineResult(first, finetune(finetune_config, data, progress, overwrite, devices))
 
 
 def _save_reconstruction_figure(config, model, params, data: Dataset, count: int = 10):
@@ -130,6 +143,8 @@ def _save_reconstruction_figure(config, model, params, data: Dataset, count: int
         originals = normalize(images)
         return originals, objectives.reconstruct(model.apply, params, originals, config.objective)
 
+    # Host copies: a program on the (maybe multi-process) mesh would need every process here.
+    params = jax.device_get(params)
     originals, reconstructions = originals_and_reconstructions(params, data.test_images[:count])
     plots.save_reconstructions(
         np.asarray(originals),

@@ -20,6 +20,7 @@ import numpy as np
 import optax
 from flax.training import train_state
 
+from aejax import parallel
 from aejax.data import DeviceData, Split
 from aejax.errors import TrainingDivergedError
 
@@ -27,8 +28,11 @@ MetricsFn = Callable[[Any, jax.Array, jax.Array, jax.Array], dict[str, jax.Array
 TrainState = train_state.TrainState
 
 
-def create_state(model, input_dim: int, tx: optax.GradientTransformation, key) -> TrainState:
-    """A fresh TrainState for `model` on inputs of `input_dim` features, made by one program."""
+def create_state(
+    model, input_dim: int, tx: optax.GradientTransformation, key, mesh=None
+) -> TrainState:
+    """A fresh TrainState for `model` on inputs of `input_dim` features, made by one program
+    (replicated on the device `mesh`, when there is one, as is `key`)."""
 
     def init(key):
         params = model.init(key, jnp.zeros((1, input_dim), jnp.float32))["params"]
@@ -38,7 +42,7 @@ def create_state(model, input_dim: int, tx: optax.GradientTransformation, key) -
         return state.replace(step=jnp.zeros((), jnp.int32))
 
     # Run eagerly, Flax's init would compile dozens of single-op programs; jitted it is one.
-    return jax.jit(init)(key)
+    return parallel.jit_onto(init, mesh)(key)
 
 
 def masked_mean(values, mask):
@@ -59,11 +63,12 @@ def batch_plan(num_examples: int, batch_size: int):
     return steps, positions, mask
 
 
-def make_epoch_fn(metrics_fn: MetricsFn, num_examples: int, batch_size: int):
+def make_epoch_fn(metrics_fn: MetricsFn, num_examples: int, batch_size: int, mesh=None):
     """``epoch(state, images, labels, key[, indices]) -> (state, per_step_metrics)``.
 
     One shuffled epoch over all examples, or over the `num_examples` rows that `indices` names:
-    a subset (or, under `jax.vmap`, one subset per model) without copying the dataset.
+    a subset (or, under `jax.vmap`, one subset per model) without copying the dataset. With a
+    device `mesh`, each batch is split over its devices (`aejax.parallel`).
     """
     steps, _, mask = batch_plan(num_examples, batch_size)
 
@@ -77,7 +82,7 @@ def make_epoch_fn(metrics_fn: MetricsFn, num_examples: int, batch_size: int):
         # Traced, not a constant: XLA sees an iota and needs no index array for the gather.
         positions = jnp.arange(steps * batch_size)
         batches = order[positions % num_examples].reshape(steps, batch_size)
-        xs, ys = images[batches], labels[batches]
+        xs, ys = parallel.split_batches((images[batches], labels[batches]), mesh)
 
         def step(state, inputs):
             index, x, y, weight = inputs
@@ -96,7 +101,7 @@ def make_epoch_fn(metrics_fn: MetricsFn, num_examples: int, batch_size: int):
     return epoch
 
 
-def make_eval_fn(metrics_fn: MetricsFn, num_examples: int, batch_size: int):
+def make_eval_fn(metrics_fn: MetricsFn, num_examples: int, batch_size: int, mesh=None):
     """``evaluate(params, images, labels) -> {metric: mean, "count": n}``, each example once."""
     steps, positions, mask = batch_plan(num_examples, batch_size)
     batches = np.minimum(positions, num_examples - 1).reshape(steps, batch_size)
@@ -104,7 +109,8 @@ def make_eval_fn(metrics_fn: MetricsFn, num_examples: int, batch_size: int):
     def evaluate(params, images, labels):
         def body(totals, inputs):
             batch, weight = inputs
-            values = metrics_fn(params, images[batch], labels[batch], None)
+            x, y = parallel.split_batches((images[batch], labels[batch]), mesh, batch_axis=0)
+            values = metrics_fn(params, x, y, None)
             values["count"] = jnp.ones_like(weight)
             return {k: totals.get(k, 0.0) + jnp.sum(v * weight) for k, v in values.items()}, None
 
@@ -142,19 +148,23 @@ class CompiledStage:
     compile_s: float
 
 
-def compile_stage(metrics_fn: MetricsFn, state, data: DeviceData, batch_size: int, key):
-    """Compile the epoch and test programs once, ahead of time (so nothing recompiles later)."""
+def compile_stage(metrics_fn: MetricsFn, state, data: DeviceData, batch_size: int, key, mesh=None):
+    """Compile the epoch and test programs once, ahead of time (so nothing recompiles later).
+
+    With a device `mesh`, `state`, `data` and `key` must already be replicated on it.
+    """
     start = time.perf_counter()
-    epoch_fn = make_epoch_fn(metrics_fn, len(data.train.labels), batch_size)
-    epoch = jax.jit(epoch_fn, donate_argnums=0).lower(state, *data.train, key).compile()
-    evaluate = compile_eval(metrics_fn, state.params, data.test, batch_size)
+    epoch_fn = make_epoch_fn(metrics_fn, len(data.train.labels), batch_size, mesh)
+    epoch = parallel.jit_onto(epoch_fn, mesh, donate_argnums=0)
+    epoch = epoch.lower(state, *data.train, key).compile()
+    evaluate = compile_eval(metrics_fn, state.params, data.test, batch_size, mesh)
     return CompiledStage(epoch, evaluate, time.perf_counter() - start)
 
 
-def compile_eval(metrics_fn: MetricsFn, params, split: Split, batch_size: int):
+def compile_eval(metrics_fn: MetricsFn, params, split: Split, batch_size: int, mesh=None):
     """The evaluation program for `split`, compiled ahead of time."""
-    eval_fn = make_eval_fn(metrics_fn, len(split.labels), batch_size)
-    return jax.jit(eval_fn).lower(params, *split).compile()
+    eval_fn = make_eval_fn(metrics_fn, len(split.labels), batch_size, mesh)
+    return parallel.jit_onto(eval_fn, mesh).lower(params, *split).compile()
 
 
 def run_epoch(compiled: CompiledStage, state, data: DeviceData, key, epoch: int):

@@ -13,6 +13,7 @@ from typing import Any
 
 import jax
 
+from aejax import distributed
 from aejax.config import StageConfig
 from aejax.errors import UserError
 
@@ -34,9 +35,10 @@ def prepare_stage_dir(config: StageConfig, state=None) -> Path:
     stage_dir = config.stage_dir
     try:
         stage_dir.mkdir(parents=True, exist_ok=True)
-        probe = stage_dir / ".write-test"
-        probe.write_text("ok")
-        probe.unlink()
+        if distributed.is_primary():  # the one process that writes here
+            probe = stage_dir / ".write-test"
+            probe.write_text("ok")
+            probe.unlink()
     except OSError as err:
         raise UserError(
             f"cannot write to {stage_dir}: {err.strerror}; choose another workdir",
@@ -60,9 +62,11 @@ def prepare_stage_dir(config: StageConfig, state=None) -> Path:
 def remove_stage_outputs(config: StageConfig) -> None:
     """Delete a stage's checkpoints and outputs (what overwriting a run means), nothing else."""
     stage_dir = config.stage_dir
-    shutil.rmtree(stage_dir / "checkpoints", ignore_errors=True)
-    for name in STAGE_OUTPUTS:
-        (stage_dir / name).unlink(missing_ok=True)
+    if distributed.is_primary():
+        shutil.rmtree(stage_dir / "checkpoints", ignore_errors=True)
+        for name in STAGE_OUTPUTS:
+            (stage_dir / name).unlink(missing_ok=True)
+    distributed.barrier("aejax: earlier outputs removed")
 
 
 def _require_free_space(stage_dir: Path, state, keep: int) -> None:
@@ -97,7 +101,12 @@ def write_json(path: Path, value: dict[str, Any]) -> None:
 
 
 def write_text(path: Path, text: str) -> None:
-    """Write via a temporary file and rename, so a crash never leaves a half-written file."""
+    """Write via a temporary file and rename, so a crash never leaves a half-written file.
+
+    In a multi-process run only the primary process writes (the others would write the same).
+    """
+    if not distributed.is_primary():
+        return
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(text)
     os.replace(tmp, path)

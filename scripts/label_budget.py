@@ -14,7 +14,7 @@ from aejax.research.label_budget_report import markdown_table, write_outputs
 def main(args) -> dict:
     args.budgets = parse_budgets(args.budgets)
     config = cli.config_from_args(LabelBudgetConfig, args)
-    result = run_study(config, progress=not args.no_progress)
+    result = run_study(config, progress=cli.progress(args), devices=args.devices)
     paths = write_outputs(result, args.out)
     print(markdown_table(result))
     return {"outputs": paths, "wall_s": result["wall_s"]}

@@ -45,7 +45,8 @@ def main(args) -> dict:
     pre = cli.config_from_args(aejax.PretrainConfig, args)
     fine = cli.config_from_args(aejax.FinetuneConfig, args)
     with count_compiles() as compiled:
-        result = aejax.run_pipeline(pre, fine, data, not args.no_progress, args.overwrite)
+        progress = cli.progress(args)
+        result = aejax.run_pipeline(pre, fine, data, progress, args.overwrite, args.devices)
     record = {
         "dataset": data.name,
         "workdir": args.workdir,

@@ -12,7 +12,10 @@ from aejax import cli
 
 def main(args) -> dict:
     config = cli.config_from_args(aejax.PretrainConfig, args)
-    return aejax.pretrain(config, progress=not args.no_progress, overwrite=args.overwrite).metrics
+    result = aejax.pretrain(
+        config, progress=cli.progress(args), overwrite=args.overwrite, devices=args.devices
+    )
+    return result.metrics
 
 
 if __name__ == "__main__":

@@ -1,9 +1,13 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 
 from aejax.config import ModelConfig
 from aejax.models import ENCODER, make_autoencoder, make_classifier
+from aejax.objectives import classification_metrics
+from aejax.train import create_state, make_epoch_fn
+from support import run_script_here, subset_data_config
 
 
 def _init(model, features=784, key=0):
@@ -72,8 +76,11 @@ def test_bfloat16_computes_in_bfloat16_while_params_stay_float32():
         return reconstruction, latent, logits, activations["intermediates"]
 
     reconstruction, latent, logits, activations = outputs(ae_params, clf_params)
-    assert reconstruction.dtype == latent.dtype == logits.dtype == jnp.bfloat16
-    assert _dtypes(activations) == {jnp.dtype(jnp.bfloat16)}
+    assert latent.dtype == jnp.bfloat16
+    # The models' outputs come back in float32, so losses are computed in float32.
+    assert reconstruction.dtype == logits.dtype == jnp.float32
+    inner = {name: tree for name, tree in activations.items() if name != "__call__"}
+    assert _dtypes(inner) == {jnp.dtype(jnp.bfloat16)}
     # The same params in float32 give the same logits up to bfloat16 rounding.
     float32 = make_classifier(ModelConfig())
     reference = jax.jit(float32.apply)({"params": clf_params}, x)
@@ -88,3 +95,38 @@ def test_float32_is_the_default_everywhere():
     apply = jax.jit(lambda p, x: clf.apply({"params": p}, x, capture_intermediates=True))
     _, activations = apply(params, jnp.ones((2, 784)))
     assert _dtypes(params) == _dtypes(activations["intermediates"]) == {jnp.dtype(jnp.float32)}
+
+
+def test_bfloat16_training_multiplies_in_bfloat16_and_keeps_float32_params(small_fashion):
+    config = ModelConfig(hidden=32, latent=16, dtype="bfloat16")
+    model = make_classifier(config)
+    metrics_fn = classification_metrics(model.apply)
+    state = create_state(model, 784, optax.adam(1e-3), jax.random.key(0))
+    images, labels = small_fashion.train_images[:500], small_fashion.train_labels[:500]
+    epoch = jax.jit(make_epoch_fn(metrics_fn, 500, 100))
+    lowered = epoch.lower(state, images, labels, jax.random.key(1)).as_text()
+    matmuls = [line for line in lowered.splitlines() if "dot_general" in line]
+    # Forward and backward alike: 3 layers -> 3 forward, 3 weight-gradient, 2 input-gradient.
+    assert len(matmuls) == 8 and all("bf16" in line for line in matmuls)
+    state, metrics = epoch(state, images, labels, jax.random.key(1))
+    assert _dtypes(state.params) == _dtypes(state.opt_state) - {jnp.dtype(jnp.int32)}
+    assert _dtypes(state.params) == {jnp.dtype(jnp.float32)}
+    losses = np.asarray(metrics["loss"])
+    assert np.isfinite(losses).all() and losses[-1] < losses[0]
+
+
+def test_bfloat16_on_cpu_warns_in_one_line_and_still_trains(tmp_path):
+    data = subset_data_config()
+    done = run_script_here(
+        "pretrain",
+        *("--workdir", str(tmp_path), "--dataset", data.dataset, "--source", "idx"),
+        *("--data-dir", data.data_dir, "--train-limit", "500", "--test-limit", "100"),
+        *("--epochs", "1", "--hidden", "32", "--latent", "16", "--dtype", "bfloat16"),
+        "--no-progress",
+    )
+    assert done.returncode == 0, done.stderr
+    warnings = [line for line in done.stderr.splitlines() if line.startswith("warning:")]
+    assert warnings == [
+        "warning: bfloat16 runs slower than float32 on CPU (XLA converts its matmuls to "
+        "float32 here); it pays on GPUs and TPUs"
+    ]

@@ -11,7 +11,8 @@ from aejax import checkpoint
 from aejax.config import FinetuneConfig, ObjectiveConfig, PretrainConfig, TrainConfig
 from aejax.errors import UserError
 from aejax.evaluation import evaluate_stage, load_stage
-from aejax.stage_loop import epoch_key, resume_epoch
+from aejax.keys import epoch_key
+from aejax.stage_loop import resume_epoch
 from aejax.stages import finetune, pretrain
 from support import SUBSET_DIR, SUBSET_SIZES, run_script, subset_data_config, tiny_config
 

@@ -24,6 +24,7 @@ import numpy as np
 import optax
 from tqdm.auto import tqdm
 
+from aejax import distributed, parallel
 from aejax.config import DataConfig, ModelConfig, ObjectiveConfig, TransferConfig
 from aejax.data import Dataset, DeviceData, load_dataset, to_device
 from aejax.errors import UserError
@@ -105,8 +106,11 @@ def budget_indices(labels: np.ndarray, budget: int | None, seeds: list[int]) -> 
     return np.stack([balanced_indices(labels, budget, seed) for seed in seeds])
 
 
-def pretrain_encoders(config: LabelBudgetConfig, data: DeviceData, seeds: list[int]):
-    """One MSE autoencoder per seed on every training image; their encoders and test MSE."""
+def pretrain_encoders(config: LabelBudgetConfig, data: DeviceData, seeds: list[int], mesh=None):
+    """One MSE autoencoder per seed on every training image; their encoders and test MSE.
+
+    With a device `mesh`, the seeds are split over its devices (`parallel.seed_mesh`).
+    """
     input_dim = data.train.images.shape[1]
     model = make_autoencoder(config.model, input_dim)
     metrics_fn = reconstruction_metrics(model.apply, ObjectiveConfig())
@@ -114,6 +118,7 @@ def pretrain_encoders(config: LabelBudgetConfig, data: DeviceData, seeds: list[i
     states = multi_seed.init_states(model, input_dim, optax.adam(config.lr), keys)
     indices = jnp.asarray(budget_indices(np.asarray(data.train.labels), None, seeds))
     keys = multi_seed.seed_keys(seeds, AE_EPOCHS)
+    states, indices, keys = parallel.split_seeds((states, indices, keys), mesh)
     run = multi_seed.compile_run(
         metrics_fn, states, data.train, keys, indices, config.batch_size, config.pretrain_epochs
     )
@@ -142,16 +147,19 @@ class Cell:
     indices: jax.Array  # (seeds, labels)
 
 
-def finetune_cell(config: LabelBudgetConfig, data: DeviceData, start, cell: Cell, evaluate):
+def finetune_cell(
+    config: LabelBudgetConfig, data: DeviceData, start, cell: Cell, evaluate, mesh=None
+):
     """Test and last-epoch train accuracy per seed of one cell, all seeds in one program.
 
     `start` is ``(classifier init params, pretrained encoders)``, both stacked per seed;
-    `evaluate` is the (shared, compiled once) per-seed test evaluation.
+    `evaluate` is the (shared, compiled once) per-seed test evaluation; `mesh` splits the seeds.
     """
     method = config.methods()[cell.method]
     model, states = classifier_states(config, method, *start)
     seeds = list(range(config.seeds))
     keys = multi_seed.seed_keys(seeds, CLF_EPOCHS)
+    states, keys = parallel.split_seeds((states, keys), mesh)
     batch = min(config.batch_size, cell.indices.shape[1])
     epochs = epochs_for(cell.indices.shape[1], config)
     metrics_fn = classification_metrics(model.apply)
@@ -161,26 +169,33 @@ def finetune_cell(config: LabelBudgetConfig, data: DeviceData, start, cell: Cell
     return evaluate(states.params, *data.test)["accuracy"], train_accuracy
 
 
-def run_study(config: LabelBudgetConfig, data: Dataset | None = None, progress: bool = True):
-    """Pretrain, then fine-tune every (budget, method) cell; the results as a dict."""
+def run_study(
+    config: LabelBudgetConfig,
+    data: Dataset | None = None,
+    progress: bool = True,
+    devices: int | None = None,
+):
+    """Pretrain, then fine-tune every (budget, method) cell; the results as a dict. `devices` > 1
+    splits the seeds over that many local devices (each trains its share)."""
     started = time.perf_counter()
+    mesh = _study_mesh(devices, config.seeds)
     data = data if data is not None else load_dataset(config.data)
     seeds = list(range(config.seeds))
-    device_data = to_device(data)
-    encoders, test_mse = pretrain_encoders(config, device_data, seeds)
+    device_data = to_device(data, None, parallel.replicated(mesh))
+    encoders, test_mse = pretrain_encoders(config, device_data, seeds, mesh)
     pretrain_s = time.perf_counter() - started
     model = make_classifier(config.model)
     evaluate = multi_seed.make_evaluator(classification_metrics(model.apply), len(data.test_labels))
     keys = multi_seed.seed_keys(seeds, CLF_INIT)
-    start = (multi_seed.init_params(model, data.input_dim, keys), encoders)
+    init_params = parallel.split_seeds(multi_seed.init_params(model, data.input_dim, keys), mesh)
     cells = []
     pairs = [(b, m) for b in config.budgets for m in config.methods()]
     for budget, method in tqdm(pairs, desc="label budget", disable=not progress):
         indices = jnp.asarray(budget_indices(data.train_labels, budget, seeds))
         cell_started = time.perf_counter()
-        cell = Cell(budget, method, indices)
-        accuracy, train = finetune_cell(config, device_data, start, cell, evaluate)
-        cells.append(_cell_result(cell, config, accuracy, train))
+        cell = Cell(budget, method, parallel.split_seeds(indices, mesh))
+        scores = finetune_cell(config, device_data, (init_params, encoders), cell, evaluate, mesh)
+        cells.append(_cell_result(cell, config, *scores))
         cells[-1]["seconds"] = time.perf_counter() - cell_started  # compile + train + test
     return {
         "dataset": data.name,
@@ -191,7 +206,19 @@ def run_study(config: LabelBudgetConfig, data: Dataset | None = None, progress: 
         "pretrain_s": pretrain_s,
         "wall_s": time.perf_counter() - started,
         "backend": jax.default_backend(),
+        "devices": parallel.device_count(mesh),
     }
+
+
+def _study_mesh(devices: int | None, seeds: int):
+    """The mesh the seeds are split over; a multi-process run is refused (one host's devices)."""
+    if distributed.is_multiprocess():
+        raise UserError(
+            "the label-budget study runs in one process; split its seeds over that host's "
+            "devices with --devices",
+            settings=("coordinator",),
+        )
+    return parallel.seed_mesh(devices, seeds)
 
 
 def _cell_result(cell: Cell, config: LabelBudgetConfig, accuracy, train_accuracy) -> dict:
