@@ -111,18 +111,22 @@ def topologies(tmp: Path) -> dict:
             "epochs": len(resumed.history),
         }
         # The transplant: the encoder subtree alone, restored onto the other device count.
-        fine = tiny_config("finetune", workdir)
-        mesh = parallel.data_mesh(second, 100)
-        model = stage_model(fine, data.input_dim)
-        state = create_state(model, data.input_dim, optax.adam(1e-3), stage_key(fine, 0))
-        encoder = load_pretrained_encoder(workdir / "pretrain", parallel.place(state, mesh).params)
         saved = jax.tree.leaves(saved_params(workdir / "pretrain")["encoder"])
-        leaves = jax.tree.leaves(encoder)
+        leaves = restored_encoder(workdir / "pretrain", second)
         out[f"encoder {first}->{second}"] = {
             "bitwise": bitwise_equal(saved, leaves),
             "devices_holding": len(leaves[0].devices()),
         }
     return out
+
+
+def restored_encoder(pretrain_dir: Path, devices: int) -> list:
+    """The pretrained encoder's leaves as fine-tuning loads them, onto `devices` devices."""
+    fine = tiny_config("finetune", pretrain_dir.parent)
+    mesh = parallel.data_mesh(devices, 100)
+    model = stage_model(fine, 784)
+    state = parallel.place(create_state(model, 784, optax.adam(1e-3), stage_key(fine, 0)), mesh)
+    return jax.tree.leaves(load_pretrained_encoder(pretrain_dir, state.params))
 
 
 def study(tmp: Path) -> dict:

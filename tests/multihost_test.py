@@ -15,6 +15,7 @@ import time
 import jax
 import numpy as np
 import pytest
+from devices_worker import bitwise_equal, restored_encoder, restored_params
 
 from aejax import checkpoint
 from support import REPO, SUBSET_DIR, run_script, run_script_here, saved_params
@@ -102,6 +103,12 @@ def test_two_processes_train_as_one_and_only_process_0_writes(tmp_path):
     names = {p.name for p in (together / "pretrain").iterdir()}
     assert {"config.json", "metrics.json", "metrics.jsonl", "curves.png"} <= names
     assert not [n for n in names if n.endswith(".tmp") or n.startswith(".shared-")]
+    # Restored in one process on one device, the 2-process checkpoint is what was saved, bit for
+    # bit: the whole state, and the encoder alone as fine-tuning loads it.
+    saved = saved_params(together / "pretrain")
+    assert bitwise_equal(jax.tree.leaves(saved), restored_params(together / "pretrain", 1)[0])
+    encoder = restored_encoder(together / "pretrain", 1)
+    assert bitwise_equal(jax.tree.leaves(saved["encoder"]), encoder)
     # The 2-process checkpoint continues in one process on one device.
     more = run_script("pretrain", "--workdir", str(together), *TINY, "--epochs", "4")
     assert more.returncode == 0, more.stderr
