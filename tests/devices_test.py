@@ -100,3 +100,13 @@ def test_bad_device_counts_exit_2_and_keep_the_earlier_run(tmp_path, flags, says
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and says in lines[0] and "--devices" in lines[0]
     assert snapshot(tmp_path) == before
+
+
+def test_the_study_refuses_seeds_that_do_not_split_over_the_devices(tmp_path):
+    done = run_script_here(
+        "label_budget", "--seeds", "5", "--devices", "2", "--out", str(tmp_path / "out")
+    )
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "seed count 5 does not split evenly over 2 devices" in lines[0]
+    assert not (tmp_path / "out").exists()

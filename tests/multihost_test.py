@@ -115,14 +115,23 @@ def test_two_processes_train_as_one_and_only_process_0_writes(tmp_path):
     assert json.loads(more.stdout)["epochs_run_now"] == 1 and "resuming from" in more.stderr
 
 
-def test_a_dead_process_stops_the_other_and_the_run_resumes(tmp_path):
-    processes = start_processes(tmp_path, "--epochs", "40")
+def test_sigterm_stops_both_processes_then_a_dead_one_stops_the_other_and_the_run_resumes(
+    tmp_path,
+):
     checkpoints = tmp_path / "pretrain" / "checkpoints"
+    # SIGTERM on process 1 only (`timeout` passes it on): both stop after the same epoch.
+    processes = start_processes(tmp_path, "--epochs", "40")
+    wait_for_checkpoint(checkpoints, processes, after=0)
+    processes[1].send_signal(signal.SIGTERM)
+    results = finish(processes)
+    assert [code for code, _, _ in results] == [128 + signal.SIGTERM] * 2, results
+    stopped = checkpoint.latest_epoch(checkpoints)
+    for _, _, err in results:
+        assert f"stopped after epoch {stopped}," in err
+    # kill -9 of process 1: process 0 ends soon after, the checkpoints stay.
+    processes = start_processes(tmp_path, "--epochs", "40")
     try:
-        deadline = time.monotonic() + LIMIT_S
-        while checkpoint.latest_epoch(checkpoints) is None:
-            assert time.monotonic() < deadline and processes[0].poll() is None
-            time.sleep(0.5)
+        wait_for_checkpoint(checkpoints, processes, after=stopped)
         os.killpg(processes[1].pid, signal.SIGKILL)  # `timeout` and the Python process it runs
         killed_at = time.monotonic()
         code = processes[0].wait(90)
@@ -132,11 +141,20 @@ def test_a_dead_process_stops_the_other_and_the_run_resumes(tmp_path):
             kill_group(p)
     assert code != 0 and stopped_after < 60, (code, stopped_after)
     kept = checkpoint.latest_epoch(checkpoints)
-    assert kept is not None and 1 <= kept < 40
+    assert kept is not None and stopped < kept < 40
+    # The same command on both resumes.
     results = finish(start_processes(tmp_path, "--epochs", str(kept + 1)))
     assert [code for code, _, _ in results] == [0, 0], [err[-2000:] for _, _, err in results]
     assert answer(results[0][1])["epochs_run_now"] == 1
     assert f"epoch {kept} done" in results[0][2]
+
+
+def wait_for_checkpoint(checkpoints, processes, after: int) -> None:
+    """Until a checkpoint newer than epoch `after` is committed (while process 0 still runs)."""
+    deadline = time.monotonic() + LIMIT_S
+    while (checkpoint.latest_epoch(checkpoints) or 0) <= after:
+        assert time.monotonic() < deadline and processes[0].poll() is None
+        time.sleep(0.5)
 
 
 @pytest.mark.parametrize(
