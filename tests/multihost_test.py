@@ -35,15 +35,16 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def start_processes(workdir, *flags: str) -> list[subprocess.Popen]:
-    """`scripts/pretrain.py` as process 0 and 1 of one run, 2 CPU devices each."""
+def start_processes(workdir, *flags: str, process_1: tuple = ()) -> list[subprocess.Popen]:
+    """`scripts/pretrain.py` as process 0 and 1 of one run, 2 CPU devices each; `process_1`:
+    flags for process 1 alone (given last, so they win)."""
     env = {**os.environ, "JAX_PLATFORMS": "cpu", "JAX_NUM_CPU_DEVICES": str(DEVICES_EACH)}
     cluster = ["--coordinator", f"127.0.0.1:{free_port()}", "--num-processes", str(PROCESSES)]
     script = [sys.executable, str(REPO / "scripts" / "pretrain.py")]
     return [
         subprocess.Popen(
             ["timeout", "-k", "5", str(LIMIT_S), *script, *cluster, "--process-id", str(rank)]
-            + ["--workdir", str(workdir), *TINY, *flags],
+            + ["--workdir", str(workdir), *TINY, *flags, *(process_1 if rank else ())],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -155,6 +156,26 @@ def wait_for_checkpoint(checkpoints, processes, after: int) -> None:
     while (checkpoint.latest_epoch(checkpoints) or 0) <= after:
         assert time.monotonic() < deadline and processes[0].poll() is None
         time.sleep(0.5)
+
+
+@pytest.mark.parametrize(
+    ("process_1", "says"),
+    [
+        (("--train-limit", "900"), "processes [1] loaded other data than process 0"),
+        (("--workdir", "elsewhere"), "is not shared by all processes (processes [1] cannot see"),
+    ],
+    ids=["other-data", "unshared-workdir"],
+)
+def test_processes_that_disagree_on_data_or_workdir_are_refused(tmp_path, process_1, says):
+    if process_1[0] == "--workdir":
+        process_1 = ("--workdir", str(tmp_path / process_1[1]))
+    results = finish(start_processes(tmp_path / "run", "--epochs", "1", process_1=process_1))
+    assert [code for code, _, _ in results] == [2, 2], results
+    for _, _, err in results:
+        assert [line for line in err.splitlines() if line.startswith("error:")] == [
+            next(line for line in err.splitlines() if says in line)
+        ]
+    assert not (tmp_path / "run" / "pretrain" / "checkpoints").exists()
 
 
 @pytest.mark.parametrize(
