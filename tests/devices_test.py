@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,6 +21,11 @@ def run_worker(case: str, tmp_path) -> dict:
         "JAX_PLATFORMS": "cpu",
         "JAX_NUM_CPU_DEVICES": str(FAKE_DEVICES),
         "PYTHONPATH": os.pathsep.join([str(REPO / "tests"), str(REPO)]),
+        # The workers compile the same tiny programs: JAX's persistent cache, in the suite's
+        # private cache folder (conftest), compiles each once.
+        "JAX_COMPILATION_CACHE_DIR": str(Path(os.environ["XDG_CACHE_HOME"]) / "devices-workers"),
+        "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
+        "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0",
     }
     done = subprocess.run(
         [sys.executable, str(REPO / "tests" / "devices_worker.py"), case, str(tmp_path)],
