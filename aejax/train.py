@@ -36,13 +36,18 @@ def create_state(
 
     def init(key):
         params = model.init(key, jnp.zeros((1, input_dim), jnp.float32))["params"]
-        state = TrainState.create(apply_fn=model.apply, params=params, tx=tx)
-        # TrainState starts with a Python int step; as an int32 array it has the same type as
-        # after a step, so the epoch program compiled for the first epoch serves every later one.
-        return state.replace(step=jnp.zeros((), jnp.int32))
+        return initial_state(model.apply, params, tx)
 
     # Run eagerly, Flax's init would compile dozens of single-op programs; jitted it is one.
     return parallel.jit_onto(init, mesh)(key)
+
+
+def initial_state(apply_fn, params, tx: optax.GradientTransformation) -> TrainState:
+    """A TrainState at step 0 for `params`, with a fresh optimizer state."""
+    state = TrainState.create(apply_fn=apply_fn, params=params, tx=tx)
+    # TrainState starts with a Python int step; as an int32 array it has the same type as after a
+    # step, so the epoch program compiled for the first epoch serves every later one.
+    return state.replace(step=jnp.zeros((), jnp.int32))
 
 
 def masked_mean(values, mask):

@@ -103,9 +103,7 @@ def initial_params(setup: Settings, input_dim: int):
 
 def fresh_state(params):
     """The first seed's params (new arrays) and a fresh Adam state, as `train.create_state` has."""
-    mine = jax.tree.map(lambda leaf: leaf[0], params)
-    state = train.TrainState.create(apply_fn=None, params=mine, tx=optax.adam(LR))
-    return state.replace(step=jnp.zeros((), jnp.int32))  # the type a step gives it
+    return train.initial_state(None, jax.tree.map(lambda leaf: leaf[0], params), optax.adam(LR))
 
 
 def train_autoencoder(model_config, state, data, epochs: int, devices: int = 1):
