@@ -20,116 +20,46 @@ from aejax import compile_cache, distributed
 from aejax.config import (
     DATASETS,
     DTYPES,
-    ENCODERS,
     INITS,
-    LOSSES,
-    MODES,
-    SOURCES,
     DataConfig,
-    EarlyStoppingConfig,
     FinetuneConfig,
     ModelConfig,
-    ObjectiveConfig,
     PretrainConfig,
     StageConfig,
     TrainConfig,
-    TransferConfig,
     nested_config,
 )
 from aejax.errors import TrainingInterrupted, UserError
+from aejax.flags import (
+    add_common_flags,
+    add_compile_cache_flags,
+    add_data_flags,
+    add_device_flags,
+    add_finetune_flags,
+    add_objective_flags,
+    flag,
+)
 
 USER_ERROR_EXIT = 2
-
-
-def _flag(parser, owner, name: str, help: str | None = None, **kwargs) -> None:
-    """``--name`` whose default is `owner`'s field `name` (a config instance's default)."""
-    default = getattr(owner, name)
-    if "type" not in kwargs and "choices" not in kwargs and default is not None:
-        kwargs["type"] = type(default)
-    flag = "--" + name.replace("_", "-")
-    parser.add_argument(flag, default=default, help=help, **kwargs)
-
-
-def add_data_flags(parser: argparse.ArgumentParser, data: DataConfig, limits: bool = True) -> None:
-    """--dataset, --source, --data-dir (and --train-limit, --test-limit)."""
-    _flag(parser, data, "dataset", choices=DATASETS)
-    _flag(parser, data, "source", choices=SOURCES, help="auto: local IDX files, then tfds")
-    _flag(parser, data, "data_dir", help="folder with IDX files (torchvision's ROOT works too)")
-    if limits:
-        _flag(parser, data, "train_limit", type=int, help="use only the first N training examples")
-        _flag(parser, data, "test_limit", type=int, help="use only the first N test examples")
-
-
-def add_common_flags(parser: argparse.ArgumentParser, progress: bool = True) -> None:
-    """--no-progress and --debug."""
-    if progress:
-        parser.add_argument("--no-progress", action="store_true", help="no progress output")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks for user errors")
-
-
-def add_compile_cache_flags(parser: argparse.ArgumentParser) -> None:
-    """--compile-cache DIR and --no-compile-cache (JAX's persistent compilation cache)."""
-    parser.add_argument(
-        "--compile-cache", default=None, help="cache folder (default: ~/.cache/aejax/jax)"
-    )
-    parser.add_argument("--no-compile-cache", action="store_true", help="compile everything anew")
-
-
-def add_device_flags(
-    parser: argparse.ArgumentParser,
-    help: str = "train data-parallel over N devices (each step's batch split over them)",
-    cluster: bool = True,
-) -> None:
-    """--devices, and (`cluster`) how this process joins a multi-process run."""
-    parser.add_argument(
-        "--devices", type=int, default=None, help=help + "; default 1, or all of a multi-host run"
-    )
-    if not cluster:
-        return
-    parser.add_argument(
-        "--coordinator",
-        default=None,
-        help="HOST:PORT of process 0 of a multi-host run, or 'auto' (SLURM, Cloud TPU, ...)",
-    )
-    parser.add_argument("--num-processes", type=int, default=None, help="processes in the run")
-    parser.add_argument("--process-id", type=int, default=None, help="this process: 0..P-1")
 
 
 def stage_parser(kind: type[StageConfig], description: str) -> argparse.ArgumentParser:
     """Flags common to both stages; defaults are the reference pipeline's."""
     stage, model, train = kind(), ModelConfig(), TrainConfig()
     parser = argparse.ArgumentParser(description=description)
-    _flag(parser, stage, "workdir", help=f"outputs go to WORKDIR/{kind.stage}/")
+    flag(parser, stage, "workdir", help=f"outputs go to WORKDIR/{kind.stage}/")
     add_data_flags(parser, DataConfig())
     for name in ("epochs", "batch_size", "lr", "seed", "keep_checkpoints"):
-        _flag(parser, train, name)
+        flag(parser, train, name)
     for name in ("hidden", "latent", "num_classes"):
-        _flag(parser, model, name)
-    _flag(parser, model, "init", choices=INITS, help="torch: U(+-1/sqrt(fan_in)); lecun: Flax")
-    _flag(parser, model, "dtype", choices=DTYPES, help="dtype of the matmuls")
+        flag(parser, model, name)
+    flag(parser, model, "init", choices=INITS, help="torch: U(+-1/sqrt(fan_in)); lecun: Flax")
+    flag(parser, model, "dtype", choices=DTYPES, help="dtype of the matmuls")
     parser.add_argument("--overwrite", action="store_true", help=f"discard an earlier {kind.stage}")
     add_device_flags(parser)
     add_compile_cache_flags(parser)
     add_common_flags(parser)
     return parser
-
-
-def add_objective_flags(parser: argparse.ArgumentParser) -> None:
-    """--loss and --noise: the pretraining objective."""
-    objective = ObjectiveConfig()
-    _flag(parser, objective, "loss", choices=LOSSES, help="bce: sigmoid output, [0, 1] targets")
-    _flag(parser, objective, "noise", help="denoising: gaussian:SIGMA or mask:P (inputs only)")
-
-
-def add_finetune_flags(parser: argparse.ArgumentParser) -> None:
-    """Where the encoder comes from, how it trains, and early stopping."""
-    _flag(parser, FinetuneConfig(), "pretrained_dir", help="pretrain stage folder")
-    transfer, stopping = TransferConfig(), EarlyStoppingConfig()
-    _flag(parser, transfer, "encoder", choices=ENCODERS, help="scratch: no transplant")
-    _flag(parser, transfer, "mode", choices=MODES, help="frozen: train the head only")
-    _flag(parser, transfer, "encoder_lr_scale", help="discriminative mode: encoder lr = scale * lr")
-    _flag(parser, stopping, "val_split", help="hold out N training examples for validation")
-    _flag(parser, stopping, "patience", type=int, help="stop after P epochs without improvement")
 
 
 def pretrain_parser() -> argparse.ArgumentParser:
@@ -186,16 +116,16 @@ def label_budget_parser() -> argparse.ArgumentParser:
         default=format_budgets(study.budgets),
         help="comma-separated budgets; 'all' = every label",
     )
-    _flag(parser, study, "seeds")
+    flag(parser, study, "seeds")
     add_data_flags(parser, study.data, limits=False)
-    _flag(parser, study.data, "test_limit", type=int, help="test on the first N test examples")
-    _flag(parser, study, "pretrain_epochs")
-    _flag(parser, study, "epochs", help="fine-tuning epochs (at least)")
-    _flag(parser, study, "min_steps", help="fine-tuning steps (at least)")
+    flag(parser, study.data, "test_limit", type=int, help="test on the first N test examples")
+    flag(parser, study, "pretrain_epochs")
+    flag(parser, study, "epochs", help="fine-tuning epochs (at least)")
+    flag(parser, study, "min_steps", help="fine-tuning steps (at least)")
     for name in ("batch_size", "lr", "encoder_lr_scale"):
-        _flag(parser, study, name)
+        flag(parser, study, name)
     for name in ("hidden", "latent"):
-        _flag(parser, study.model, name)
+        flag(parser, study.model, name)
     parser.add_argument(
         "--out", default="runs/label_budget", help="folder for label_budget.{json,md,png}"
     )

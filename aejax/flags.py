@@ -1,0 +1,91 @@
+"""Flag builders shared by the scripts' parsers: each flag's default is read from a config
+dataclass, so the command line and the library cannot disagree about a default."""
+
+from __future__ import annotations
+
+import argparse
+
+from aejax.config import (
+    DATASETS,
+    ENCODERS,
+    LOSSES,
+    MODES,
+    SOURCES,
+    DataConfig,
+    EarlyStoppingConfig,
+    FinetuneConfig,
+    ObjectiveConfig,
+    TransferConfig,
+)
+
+
+def flag(parser, owner, name: str, help: str | None = None, **kwargs) -> None:
+    """``--name`` whose default is `owner`'s field `name` (a config instance's default)."""
+    default = getattr(owner, name)
+    if "type" not in kwargs and "choices" not in kwargs and default is not None:
+        kwargs["type"] = type(default)
+    flag = "--" + name.replace("_", "-")
+    parser.add_argument(flag, default=default, help=help, **kwargs)
+
+
+def add_data_flags(parser: argparse.ArgumentParser, data: DataConfig, limits: bool = True) -> None:
+    """--dataset, --source, --data-dir (and --train-limit, --test-limit)."""
+    flag(parser, data, "dataset", choices=DATASETS)
+    flag(parser, data, "source", choices=SOURCES, help="auto: local IDX files, then tfds")
+    flag(parser, data, "data_dir", help="folder with IDX files (torchvision's ROOT works too)")
+    if limits:
+        flag(parser, data, "train_limit", type=int, help="use only the first N training examples")
+        flag(parser, data, "test_limit", type=int, help="use only the first N test examples")
+
+
+def add_common_flags(parser: argparse.ArgumentParser, progress: bool = True) -> None:
+    """--no-progress and --debug."""
+    if progress:
+        parser.add_argument("--no-progress", action="store_true", help="no progress output")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks for user errors")
+
+
+def add_compile_cache_flags(parser: argparse.ArgumentParser) -> None:
+    """--compile-cache DIR and --no-compile-cache (JAX's persistent compilation cache)."""
+    parser.add_argument(
+        "--compile-cache", default=None, help="cache folder (default: ~/.cache/aejax/jax)"
+    )
+    parser.add_argument("--no-compile-cache", action="store_true", help="compile everything anew")
+
+
+def add_device_flags(
+    parser: argparse.ArgumentParser,
+    help: str = "train data-parallel over N devices (each step's batch split over them)",
+    cluster: bool = True,
+) -> None:
+    """--devices, and (`cluster`) how this process joins a multi-process run."""
+    parser.add_argument(
+        "--devices", type=int, default=None, help=help + "; default 1, or all of a multi-host run"
+    )
+    if not cluster:
+        return
+    parser.add_argument(
+        "--coordinator",
+        default=None,
+        help="HOST:PORT of process 0 of a multi-host run, or 'auto' (SLURM, Cloud TPU, ...)",
+    )
+    parser.add_argument("--num-processes", type=int, default=None, help="processes in the run")
+    parser.add_argument("--process-id", type=int, default=None, help="this process: 0..P-1")
+
+
+def add_objective_flags(parser: argparse.ArgumentParser) -> None:
+    """--loss and --noise: the pretraining objective."""
+    objective = ObjectiveConfig()
+    flag(parser, objective, "loss", choices=LOSSES, help="bce: sigmoid output, [0, 1] targets")
+    flag(parser, objective, "noise", help="denoising: gaussian:SIGMA or mask:P (inputs only)")
+
+
+def add_finetune_flags(parser: argparse.ArgumentParser) -> None:
+    """Where the encoder comes from, how it trains, and early stopping."""
+    flag(parser, FinetuneConfig(), "pretrained_dir", help="pretrain stage folder")
+    transfer, stopping = TransferConfig(), EarlyStoppingConfig()
+    flag(parser, transfer, "encoder", choices=ENCODERS, help="scratch: no transplant")
+    flag(parser, transfer, "mode", choices=MODES, help="frozen: train the head only")
+    flag(parser, transfer, "encoder_lr_scale", help="discriminative mode: encoder lr = scale * lr")
+    flag(parser, stopping, "val_split", help="hold out N training examples for validation")
+    flag(parser, stopping, "patience", type=int, help="stop after P epochs without improvement")
