@@ -124,6 +124,14 @@ def label_budget_parser() -> argparse.ArgumentParser:
     flag(parser, study, "min_steps", help="fine-tuning steps (at least)")
     for name in ("batch_size", "lr", "encoder_lr_scale"):
         flag(parser, study, name)
+    parser.add_argument(
+        "--methods",
+        dest="method_names",
+        default=None,
+        help="comma-separated methods to compare (default: all)",
+    )
+    flag(parser, study, "generated_per_real", help="R of the latent-mix and latent-noise methods")
+    flag(parser, study, "shift_pixels", help="P of the shift methods")
     for name in ("hidden", "latent"):
         flag(parser, study.model, name)
     parser.add_argument(

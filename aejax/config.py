@@ -19,10 +19,11 @@ DATASETS = ("mnist", "fashion_mnist")
 SOURCES = ("auto", "idx", "tfds")
 INITS = ("torch", "lecun")
 DTYPES = ("float32", "bfloat16")
-LOSSES = ("mse", "bce")
+LOSSES = ("mse", "bce", "vae")
 NOISE_KINDS = ("none", "gaussian", "mask")
 MODES = ("full", "frozen", "discriminative")
 ENCODERS = ("pretrained", "scratch")
+AUGMENT_KINDS = ("none", "latent-mix", "latent-noise", "shift")
 
 
 def _require(condition: bool, message: str, *settings: str) -> None:
@@ -112,10 +113,43 @@ class ObjectiveConfig:
 
     loss: str = "mse"
     noise: str = "none"
+    beta: float = 1.0  # vae: weight of the KL term (per pixel, as the reconstruction loss)
 
     def __post_init__(self):
         _one_of(self.loss, LOSSES, "loss")
         parse_noise(self.noise)
+        _require(self.beta >= 0, f"beta must be >= 0, got {self.beta}", "beta")
+
+
+def parse_augment(spec: str) -> tuple[str, int]:
+    """``"latent-mix:2"`` -> ``("latent-mix", 2)``: generated examples per real one (for
+    ``shift:P``, the largest translation in pixels); ``"none"`` -> ``("none", 0)``."""
+    kind, _, amount = spec.partition(":")
+    if kind == "none" and not amount:
+        return "none", 0
+    usage = f"augment must be none, latent-mix:R, latent-noise:R or shift:P, got {spec!r}"
+    _require(kind in AUGMENT_KINDS[1:] and amount.isdigit(), usage, "augment")
+    return kind, int(amount)
+
+
+@dataclasses.dataclass(frozen=True)
+class AugmentConfig:
+    """Examples added to every fine-tuning step: decoded by the frozen pretrained autoencoder
+    from mixed or perturbed codes of real ones, or shifted copies of them (never at test)."""
+
+    augment: str = "none"
+
+    def __post_init__(self):
+        parse_augment(self.augment)
+
+    @property
+    def kind(self) -> str:
+        kind, amount = parse_augment(self.augment)
+        return "none" if amount == 0 else kind  # R = 0 adds nothing: the plain run
+
+    @property
+    def amount(self) -> int:
+        return parse_augment(self.augment)[1]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -219,6 +253,7 @@ class FinetuneConfig(StageConfig):
     pretrained_dir: str | None = None
     transfer: TransferConfig = dataclasses.field(default_factory=TransferConfig)
     early_stopping: EarlyStoppingConfig = dataclasses.field(default_factory=EarlyStoppingConfig)
+    augmentation: AugmentConfig = dataclasses.field(default_factory=AugmentConfig)
 
     @property
     def encoder_source_dir(self) -> Path:

@@ -16,7 +16,12 @@ from aejax.config import ObjectiveConfig, PretrainConfig, StageConfig
 from aejax.data import load_dataset
 from aejax.errors import CheckpointError
 from aejax.models import ENCODER, Autoencoder, make_autoencoder, make_classifier
-from aejax.objectives import classification_metrics, reconstruction_metrics, uses_logits
+from aejax.objectives import (
+    classification_metrics,
+    is_variational,
+    pretraining_metrics,
+    uses_logits,
+)
 from aejax.train import make_eval_fn
 
 
@@ -33,7 +38,10 @@ class SavedStage:
 def stage_model(config: StageConfig, input_dim: int) -> nn.Module:
     """The model a stage trains: the autoencoder (output layer per objective) or the classifier."""
     if isinstance(config, PretrainConfig):
-        return make_autoencoder(config.model, input_dim, logits=uses_logits(config.objective))
+        objective = config.objective
+        return make_autoencoder(
+            config.model, input_dim, uses_logits(objective), is_variational(objective)
+        )
     return make_classifier(config.model)
 
 
@@ -60,7 +68,7 @@ def evaluate(
     """Mean loss over a split: the reconstruction objective (default MSE) for an Autoencoder,
     cross-entropy and accuracy for a Classifier."""
     if isinstance(model, Autoencoder):
-        metrics_fn = reconstruction_metrics(model.apply, objective or ObjectiveConfig())
+        metrics_fn = pretraining_metrics(model, objective or ObjectiveConfig())
     else:
         metrics_fn = classification_metrics(model.apply)
     eval_fn = jax.jit(make_eval_fn(metrics_fn, len(labels), batch_size))

@@ -11,6 +11,7 @@ from aejax.config import (
     LOSSES,
     MODES,
     SOURCES,
+    AugmentConfig,
     DataConfig,
     EarlyStoppingConfig,
     FinetuneConfig,
@@ -76,8 +77,9 @@ def add_device_flags(
 def add_objective_flags(parser: argparse.ArgumentParser) -> None:
     """--loss and --noise: the pretraining objective."""
     objective = ObjectiveConfig()
-    flag(parser, objective, "loss", choices=LOSSES, help="bce: sigmoid output, [0, 1] targets")
+    flag(parser, objective, "loss", choices=LOSSES, help="bce: sigmoid output; vae: + KL term")
     flag(parser, objective, "noise", help="denoising: gaussian:SIGMA or mask:P (inputs only)")
+    flag(parser, objective, "beta", help="vae: weight of the KL term (1 = the ELBO)")
 
 
 def add_finetune_flags(parser: argparse.ArgumentParser) -> None:
@@ -89,3 +91,9 @@ def add_finetune_flags(parser: argparse.ArgumentParser) -> None:
     flag(parser, transfer, "encoder_lr_scale", help="discriminative mode: encoder lr = scale * lr")
     flag(parser, stopping, "val_split", help="hold out N training examples for validation")
     flag(parser, stopping, "patience", type=int, help="stop after P epochs without improvement")
+    flag(
+        parser,
+        AugmentConfig(),
+        "augment",
+        help="add generated examples: latent-mix:R, latent-noise:R (R per real one), shift:P",
+    )

@@ -64,12 +64,14 @@ class Encoder(nn.Module):
     latent: int = 64
     init_style: str = "torch"
     dtype: Dtype = jnp.float32
+    with_hidden: bool = False  # also return the hidden activation (a VAE's variance head reads it)
 
     @nn.compact
     def __call__(self, x):
         x = dense(self.hidden, x.shape[-1], self.init_style, self.dtype, "hidden")(x)
-        x = nn.relu(x)
-        return dense(self.latent, self.hidden, self.init_style, self.dtype, "latent")(x)
+        h = nn.relu(x)
+        z = dense(self.latent, self.hidden, self.init_style, self.dtype, "latent")(h)
+        return (z, h) if self.with_hidden else z
 
 
 class Decoder(nn.Module):
@@ -93,15 +95,25 @@ class Decoder(nn.Module):
         return out if self.logits else jnp.tanh(out)
 
 
-def encoder_of(model: nn.Module) -> Encoder:
+def encoder_of(model: nn.Module, with_hidden: bool = False) -> Encoder:
     """The Encoder of a model with the same widths, init and dtype: one definition, one subtree."""
     return Encoder(
-        hidden=model.hidden, latent=model.latent, init_style=model.init_style, dtype=model.dtype
+        hidden=model.hidden,
+        latent=model.latent,
+        init_style=model.init_style,
+        dtype=model.dtype,
+        with_hidden=with_hidden,
     )
 
 
 class Autoencoder(nn.Module):
-    """Encoder followed by Decoder; returns the reconstruction."""
+    """Encoder followed by Decoder; returns the reconstruction.
+
+    With ``variational=True`` it is a VAE: a second head reads the encoder's hidden layer and
+    gives the log-variance of a Gaussian code whose mean is the encoder's output. The encoder
+    subtree is the same as a plain autoencoder's, so the mean path transplants as it is; calling
+    the model decodes the mean (`posterior` and `decode` give the sampling path its parts).
+    """
 
     hidden: int = 128
     latent: int = 64
@@ -109,9 +121,12 @@ class Autoencoder(nn.Module):
     init_style: str = "torch"
     dtype: Dtype = jnp.float32
     logits: bool = False
+    variational: bool = False
 
     def setup(self):
-        self.encoder = encoder_of(self)
+        self.encoder = encoder_of(self, with_hidden=self.variational)
+        if self.variational:
+            self.log_variance = dense(self.latent, self.hidden, self.init_style, self.dtype)
         self.decoder = Decoder(
             hidden=self.hidden,
             output=self.output,
@@ -121,11 +136,22 @@ class Autoencoder(nn.Module):
         )
 
     def __call__(self, x):
-        # Losses in float32 whatever the matmul dtype (a no-op for float32 models).
-        return self.decoder(self.encoder(x)).astype(jnp.float32)
+        if self.variational:  # through the variance head too, so that init creates its params
+            return self.decode(self.posterior(x)[0])
+        return self.decode(self.encoder(x))
 
     def encode(self, x):
-        return self.encoder(x)
+        """The code of `x` (a VAE's posterior mean)."""
+        return self.encoder(x)[0] if self.variational else self.encoder(x)
+
+    def decode(self, z):
+        # Losses in float32 whatever the matmul dtype (a no-op for float32 models).
+        return self.decoder(z).astype(jnp.float32)
+
+    def posterior(self, x):
+        """VAE only: mean and log-variance of the Gaussian code of `x`."""
+        mean, hidden = self.encoder(x)
+        return mean, self.log_variance(hidden).astype(jnp.float32)
 
 
 class Classifier(nn.Module):
@@ -146,8 +172,10 @@ class Classifier(nn.Module):
         return self.head(self.encoder(x)).astype(jnp.float32)
 
 
-def make_autoencoder(config: ModelConfig, input_dim: int, logits: bool = False) -> Autoencoder:
-    """The autoencoder described by `config` for inputs of `input_dim` features."""
+def make_autoencoder(
+    config: ModelConfig, input_dim: int, logits: bool = False, variational: bool = False
+) -> Autoencoder:
+    """The autoencoder (a VAE with `variational`) described by `config` for `input_dim` inputs."""
     return Autoencoder(
         hidden=config.hidden,
         latent=config.latent,
@@ -155,6 +183,7 @@ def make_autoencoder(config: ModelConfig, input_dim: int, logits: bool = False) 
         init_style=config.init,
         dtype=jnp.dtype(config.dtype),
         logits=logits,
+        variational=variational,
     )
 
 

@@ -1,8 +1,8 @@
 """What each stage optimises and reports: per-example losses and the two task metrics functions.
 
 Each task is a *metrics function* (`aejax.train.MetricsFn`), which is all the task-agnostic
-training loop knows of it. Pretraining reconstructs
-(MSE or BCE, optionally from corrupted inputs: denoising); fine-tuning classifies.
+training loop knows of it. Pretraining reconstructs (MSE or BCE, optionally from corrupted
+inputs: denoising) or maximises a VAE's evidence lower bound; fine-tuning classifies.
 
 Inputs always reach the encoder normalised to [-1, 1], exactly as the classifier will see them, so
 the transplanted encoder meets the input distribution it was trained on. Only the target and the
@@ -86,9 +86,59 @@ def reconstruction_metrics(apply_fn, objective: ObjectiveConfig) -> MetricsFn:
     return metrics
 
 
+def kl_per_example(mean, log_variance):
+    """KL( N(mean, exp(log_variance)) || N(0, I) ), summed over the code's dimensions."""
+    return 0.5 * jnp.sum(jnp.exp(log_variance) + jnp.square(mean) - 1.0 - log_variance, axis=-1)
+
+
+def sample_code(mean, log_variance, rng):
+    """The reparameterised sample ``mean + exp(log_variance / 2) * eps``; the mean without rng."""
+    if rng is None:  # evaluation scores the mean code: deterministic, as the classifier sees it
+        return mean
+    eps = jax.random.normal(rng, mean.shape, mean.dtype)
+    return mean + jnp.exp(0.5 * log_variance) * eps
+
+
+def vae_metrics(model, objective: ObjectiveConfig) -> MetricsFn:
+    """Per-example negative ELBO per pixel: BCE of the decoded sample + beta * KL / pixels.
+
+    A Bernoulli decoder (BCE on pixels in [0, 1]), as in the original VAE on MNIST; dividing the
+    KL by the number of pixels puts it on the scale of the per-pixel reconstruction loss, so
+    beta = 1 is the ELBO itself. "reconstruction" and "kl" are reported beside "loss".
+    """
+
+    def metrics(params, images, labels, rng):
+        del labels
+        clean = normalize(images)
+        noise_rng, sample_rng = (None, None) if rng is None else jax.random.split(rng)
+        inputs = corrupt(clean, noise_rng, objective.noise)
+        variables = {"params": params}
+        mean, log_variance = model.apply(variables, inputs, method=model.posterior)
+        code = sample_code(mean, log_variance, sample_rng)
+        logits = model.apply(variables, code, method=model.decode)
+        reconstruction = bce_per_example(logits, (clean + 1.0) / 2.0)
+        kl = kl_per_example(mean, log_variance)
+        loss = reconstruction + objective.beta * kl / clean.shape[-1]
+        return {"loss": loss, "reconstruction": reconstruction, "kl": kl}
+
+    return metrics
+
+
+def pretraining_metrics(model, objective: ObjectiveConfig) -> MetricsFn:
+    """The metrics function of `objective` for the autoencoder `model` (a VAE for ``vae``)."""
+    if objective.loss == "vae":
+        return vae_metrics(model, objective)
+    return reconstruction_metrics(model.apply, objective)
+
+
 def uses_logits(objective: ObjectiveConfig) -> bool:
-    """Whether the decoder must output logits (BCE) instead of tanh pixels (MSE)."""
-    return objective.loss == "bce"
+    """Whether the decoder must output logits (BCE, VAE) instead of tanh pixels (MSE)."""
+    return objective.loss in ("bce", "vae")
+
+
+def is_variational(objective: ObjectiveConfig) -> bool:
+    """Whether `objective` trains a VAE (`aejax.models.Autoencoder` with ``variational``)."""
+    return objective.loss == "vae"
 
 
 def reconstruct(apply_fn, params, inputs, objective: ObjectiveConfig):

@@ -45,16 +45,25 @@ def save_reconstructions(
     originals: np.ndarray, reconstructions: np.ndarray, path: str | Path, title: str
 ) -> None:
     """Test images (top row) above their reconstructions (bottom row); inputs in [-1, 1]."""
+    save_image_rows({"input": originals, "output": reconstructions}, path, title)
+
+
+def save_image_rows(rows: dict[str, np.ndarray], path: str | Path, title: str) -> None:
+    """One row of flattened square images in [-1, 1] per entry, named on the left."""
     plt = pyplot()
-    side = int(round(np.sqrt(originals.shape[1])))
-    rows = [tile_row(images, side) for images in (originals, reconstructions)]
-    gap = np.full((2, rows[0].shape[1]), np.nan)  # NaN pixels stay blank
-    grid = np.concatenate([rows[0], gap, rows[1]])
+    images = list(rows.values())
+    side = int(round(np.sqrt(images[0].shape[1])))
+    tiles = [tile_row(row, side) for row in images]
+    width = max(t.shape[1] for t in tiles)
+    gap = np.full((2, width), np.nan)  # NaN pixels stay blank
+    grid = [np.pad(t, ((0, 0), (0, width - t.shape[1])), constant_values=np.nan) for t in tiles]
+    grid = np.concatenate([part for t in grid for part in (t, gap)][:-1])
     # One image, not one axes per digit: drawing 20 axes costs ten times as long.
-    fig, ax = plt.subplots(figsize=(1.2 * len(originals), 2.8))
+    columns = max(len(row) for row in images)
+    fig, ax = plt.subplots(figsize=(1.2 * columns, 1.4 * len(rows) + 0.8))
     ax.imshow(grid, cmap="gray", vmin=-1, vmax=1)
     ax.set_xticks([])
-    ax.set_yticks([side / 2, side * 1.5 + 2], ["input", "output"])
+    ax.set_yticks([side / 2 + r * (side + 2) for r in range(len(rows))], list(rows))
     ax.set_title(title)
     fig.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(fig)

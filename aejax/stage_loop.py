@@ -70,6 +70,7 @@ class StageTask:
 
     metrics_fn: MetricsFn
     figures: Callable[[Any], None] | None = None
+    augmentation: tuple | None = None  # (augment, generator): training batches grow (generation)
 
 
 def resume_epoch(config: StageConfig, overwrite: bool) -> int | None:
@@ -175,7 +176,7 @@ def train_stage(
         stage_dir / "checkpoints", config.train.keep_checkpoints, track_best=val is not None
     )
     with checkpoints:
-        run, state = _begin(config, start, task.metrics_fn, device_data, checkpoints)
+        run, state = _begin(config, start, task, device_data, checkpoints)
         state, best = _train(run, state, progress)
     metrics = _final_metrics(run, data, start)
     if best is not None:
@@ -214,7 +215,7 @@ def _train(run: StageRun, state, progress: bool):
     )
 
 
-def _begin(config, start: StageStart, metrics_fn, data: DeviceData, checkpoints):
+def _begin(config, start: StageStart, task: StageTask, data: DeviceData, checkpoints):
     """The run's loop state and its first train state: restored, or `start.state` itself."""
     state, history = start.state, []
     if start.resume_epoch is not None:
@@ -227,7 +228,11 @@ def _begin(config, start: StageStart, metrics_fn, data: DeviceData, checkpoints)
             tqdm.write(f"resuming from {where} (epoch {done} done)", sys.stderr)
     batch_size = config.train.batch_size
     key = epoch_key(config, 0, start.mesh)
-    compiled = compile_stage(metrics_fn, state, data, batch_size, key, start.mesh)
+    metrics_fn = task.metrics_fn
+    augmentation = task.augmentation
+    if augmentation is not None:  # the generator joins the data: replicated on the mesh
+        augmentation = (augmentation[0], parallel.place(augmentation[1], start.mesh))
+    compiled = compile_stage(metrics_fn, state, data, batch_size, key, start.mesh, augmentation)
     validator = None
     if data.val is not None:
         # Only fine-tuning holds out a validation split, and its config says how patient to be.
@@ -268,7 +273,10 @@ def _final_metrics(run: StageRun, data: Dataset, start: StageStart) -> dict[str,
         "backend": jax.default_backend(),
     }
     if isinstance(config, PretrainConfig):  # named after the objective: test_mse or test_bce
-        metrics[f"test_{config.objective.loss}"] = last["test_loss"]
+        if config.objective.loss == "vae":  # the ELBO's parts: test_reconstruction, test_kl
+            metrics.update({f"test_{k}": last[f"test_{k}"] for k in ("reconstruction", "kl")})
+        else:
+            metrics[f"test_{config.objective.loss}"] = last["test_loss"]
     else:
         metrics["test_accuracy"] = last["test_accuracy"]
     return metrics

@@ -9,17 +9,19 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 import time
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import optax
 
-from aejax import objectives, plots
+from aejax import generation, objectives, plots
 from aejax.config import FinetuneConfig, PretrainConfig
 from aejax.data import Dataset, load_dataset, normalize
 from aejax.errors import UserError
-from aejax.evaluation import stage_model
+from aejax.evaluation import load_stage, stage_model
 from aejax.keys import INIT_STREAM, stage_key
 from aejax.models import warn_if_slow_dtype
 from aejax.optim import make_optimizer
@@ -70,7 +72,7 @@ def pretrain(
     init_s = time.perf_counter() - started
     start = StageStart(state, resume_epoch(config, overwrite), overwrite, init_s, mesh)
     task = StageTask(
-        objectives.reconstruction_metrics(model.apply, config.objective),
+        objectives.pretraining_metrics(model, config.objective),
         figures=functools.partial(_save_reconstruction_figure, config, model, data=data),
     )
     return train_stage(config, data, start, task, progress)
@@ -110,8 +112,9 @@ def finetune(
     val = None
     if config.early_stopping.val_split:
         data, val = hold_out(data, config.early_stopping.val_split, config.train.seed)
+    augmentation = _augmentation(config, data)
     start = StageStart(state, resume, overwrite, time.perf_counter() - started, mesh)
-    task = StageTask(objectives.classification_metrics(model.apply))
+    task = StageTask(objectives.classification_metrics(model.apply), augmentation=augmentation)
     return train_stage(config, data, start, task, progress, val)
 
 
@@ -137,6 +140,32 @@ def run_pipeline(
         return PipelineResult(first, finetune(finetune_config, data, progress, overwrite, devices))
 
 
+def _augmentation(config: FinetuneConfig, data: Dataset):
+    """``(augment, generator)`` for the config's augmentation of `data`'s training split, or None.
+
+    Latent kinds generate with the pretrained autoencoder, decoder included, restored from the
+    pretrain stage folder; its per-class code spread is fitted on this training split only.
+    """
+    spec = config.augmentation
+    side = math.isqrt(data.input_dim)
+    if spec.kind == "none":
+        return None
+    if side * side != data.input_dim:
+        raise UserError(f"augmenting needs square images, not {data.input_dim} pixels")
+    if spec.kind == "shift":
+        return generation.make_augment(spec, side=side), None
+    saved = load_stage(config.encoder_source_dir)
+    if not isinstance(saved.config, PretrainConfig):
+        raise UserError(
+            f"{config.encoder_source_dir} is not a pretrain stage folder; {spec.kind} generates "
+            "with the pretrained autoencoder",
+            settings=("pretrained_dir",),
+        )
+    fit = jax.jit(generation.fit_generator, static_argnums=(0, 4))
+    generator = fit(saved.model, saved.params, *data.train, config.model.num_classes)
+    return generation.make_augment(spec, saved.model, side), generator
+
+
 def _save_reconstruction_figure(config, model, params, data: Dataset, count: int = 10):
     @jax.jit  # one program, not one compile per Flax op
     def originals_and_reconstructions(params, images):
@@ -151,6 +180,33 @@ def _save_reconstruction_figure(config, model, params, data: Dataset, count: int
         np.asarray(reconstructions),
         config.stage_dir / "reconstructions.png",
         f"{data.name}: test images (top) and reconstructions (bottom)",
+    )
+    if model.variational:
+        _save_vae_figures(config, model, params, data)
+
+
+def _save_vae_figures(config, model, params, data: Dataset, count: int = 10):
+    """A VAE's decoded samples from the prior, and the decoded path between two test images of
+    different classes (their mean codes, linearly interpolated)."""
+    encode, decode = generation.coder(model)
+
+    @jax.jit
+    def samples_and_path(params, ends, key):
+        prior = decode(params, jax.random.normal(key, (2 * count, model.latent)))
+        codes = encode(params, ends)
+        t = jnp.linspace(0.0, 1.0, count)[:, None]
+        return prior, decode(params, (1.0 - t) * codes[0] + t * codes[1])
+
+    labels = data.test_labels
+    other = int(np.argmax(labels != labels[0]))  # the first test image of another class
+    ends = data.test_images[np.array([0, other])]
+    key = jax.random.key(config.train.seed)
+    prior, path = map(np.asarray, samples_and_path(params, ends, key))
+    stage_dir, name = config.stage_dir, data.name
+    rows = {"z ~ N(0, I)": prior[:count], "": prior[count:]}
+    plots.save_image_rows(rows, stage_dir / "samples.png", f"{name}: VAE samples from the prior")
+    plots.save_image_rows(
+        {"path": path}, stage_dir / "interpolation.png", f"{name}: decoded path between two codes"
     )
 
 

@@ -68,16 +68,22 @@ def batch_plan(num_examples: int, batch_size: int):
     return steps, positions, mask
 
 
-def make_epoch_fn(metrics_fn: MetricsFn, num_examples: int, batch_size: int, mesh=None):
-    """``epoch(state, images, labels, key[, indices]) -> (state, per_step_metrics)``.
+AUGMENT_STREAM = 1  # a step's augmentation key: fold_in(step key, 1); the step key is unchanged
 
-    One shuffled epoch over all examples, or over the `num_examples` rows that `indices` names:
-    a subset (or, under `jax.vmap`, one subset per model) without copying the dataset. With a
-    device `mesh`, each batch is split over its devices (`aejax.parallel`).
+
+def make_epoch_fn(
+    metrics_fn: MetricsFn, num_examples: int, batch_size: int, mesh=None, augment=None
+):
+    """``epoch(state, images, labels, key[, indices, generator]) -> (state, per_step_metrics)``.
+
+    One shuffled epoch over all examples, or over the `num_examples` rows that `indices` names
+    (one subset per model under `jax.vmap`) without copying the dataset; with a device `mesh`,
+    each batch is split over its devices (`aejax.parallel`); `augment`
+    (`aejax.generation.make_augment`) extends every batch, drawing on `generator`.
     """
     steps, _, mask = batch_plan(num_examples, batch_size)
 
-    def epoch(state, images, labels, key, indices=None):
+    def epoch(state, images, labels, key, indices=None, generator=None):
         shuffle_key, noise_key = jax.random.split(key)
         order = jax.random.permutation(shuffle_key, num_examples)
         if indices is not None:
@@ -92,6 +98,7 @@ def make_epoch_fn(metrics_fn: MetricsFn, num_examples: int, batch_size: int, mes
         def step(state, inputs):
             index, x, y, weight = inputs
             rng = jax.random.fold_in(noise_key, index)
+            x, y, weight = _augmented(augment, generator, rng, x, y, weight)
 
             def loss_fn(params):
                 values = metrics_fn(params, x, y, rng)
@@ -104,6 +111,13 @@ def make_epoch_fn(metrics_fn: MetricsFn, num_examples: int, batch_size: int, mes
         return jax.lax.scan(step, state, (jnp.arange(steps), xs, ys, mask))
 
     return epoch
+
+
+def _augmented(augment, generator, rng, x, y, weight):
+    """The batch `augment` makes from a step's batch (itself without `augment`)."""
+    if augment is None:
+        return x, y, weight
+    return augment(x, y, weight, jax.random.fold_in(rng, AUGMENT_STREAM), generator)
 
 
 def make_eval_fn(metrics_fn: MetricsFn, num_examples: int, batch_size: int, mesh=None):
@@ -153,17 +167,35 @@ class CompiledStage:
     compile_s: float
 
 
-def compile_stage(metrics_fn: MetricsFn, state, data: DeviceData, batch_size: int, key, mesh=None):
+def compile_stage(
+    metrics_fn: MetricsFn,
+    state,
+    data: DeviceData,
+    batch_size: int,
+    key,
+    mesh=None,
+    augmentation: tuple | None = None,
+):
     """Compile the epoch and test programs once, ahead of time (so nothing recompiles later).
 
     With a device `mesh`, `state`, `data` and `key` must already be replicated on it.
+    `augmentation` is ``(augment, generator)``: training batches are augmented, tests never.
     """
     start = time.perf_counter()
-    epoch_fn = make_epoch_fn(metrics_fn, len(data.train.labels), batch_size, mesh)
+    augment, generator = augmentation or (None, None)
+    epoch_fn = make_epoch_fn(metrics_fn, len(data.train.labels), batch_size, mesh, augment)
     epoch = parallel.jit_onto(epoch_fn, mesh, donate_argnums=0)
-    epoch = epoch.lower(state, *data.train, key).compile()
+    extra = () if augment is None else (None, generator)  # no indices; the generator
+    epoch = epoch.lower(state, *data.train, key, *extra).compile()
     evaluate = compile_eval(metrics_fn, state.params, data.test, batch_size, mesh)
-    return CompiledStage(epoch, evaluate, time.perf_counter() - start)
+    return CompiledStage(_called_plainly(epoch, extra), evaluate, time.perf_counter() - start)
+
+
+def _called_plainly(epoch, extra: tuple):
+    """The compiled epoch called as ``epoch(state, images, labels, key)``."""
+    if not extra:
+        return epoch
+    return lambda state, images, labels, key: epoch(state, images, labels, key, *extra)
 
 
 def compile_eval(metrics_fn: MetricsFn, params, split: Split, batch_size: int, mesh=None):

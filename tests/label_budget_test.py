@@ -1,10 +1,11 @@
 """The label-budget study end to end on a small real subset, and its training-length rule."""
 
 import json
+from pathlib import Path
 
 import pytest
 
-from aejax.config import ModelConfig, TransferConfig
+from aejax.config import AugmentConfig, ModelConfig, TransferConfig
 from aejax.errors import UserError
 from aejax.research.label_budget import (
     LabelBudgetConfig,
@@ -14,6 +15,7 @@ from aejax.research.label_budget import (
     run_study,
 )
 from aejax.research.label_budget_report import markdown_table, write_outputs
+from aejax.research.methods import Method, all_methods, parse_methods
 
 
 def test_budgets_parse_and_small_budgets_get_enough_steps():
@@ -29,14 +31,26 @@ def test_budgets_parse_and_small_budgets_get_enough_steps():
     assert epochs_for(10000, config) == 10 and epochs_for(60000, config) == 10
 
 
-def test_methods_are_the_four_transfer_configs():
-    methods = LabelBudgetConfig(encoder_lr_scale=0.3).methods()
-    assert methods == {
-        "scratch": TransferConfig(encoder="scratch"),
-        "pretrained-full": TransferConfig(encoder="pretrained", mode="full"),
-        "pretrained-discriminative": TransferConfig(mode="discriminative", encoder_lr_scale=0.3),
-        "pretrained-frozen": TransferConfig(mode="frozen"),
-    }
+def test_methods_say_how_they_start_train_and_augment():
+    methods = LabelBudgetConfig(encoder_lr_scale=0.3, shift_pixels=3).methods()
+    assert methods["scratch"] == Method(TransferConfig(encoder="scratch"), None)
+    assert methods["pretrained-full"] == Method(TransferConfig(encoder="pretrained", mode="full"))
+    assert methods["pretrained-discriminative"].transfer == TransferConfig(
+        mode="discriminative", encoder_lr_scale=0.3
+    )
+    assert methods["pretrained-frozen"].transfer == TransferConfig(mode="frozen")
+    assert methods["pretrained-vae-full"].pretraining == "vae"
+    assert methods["scratch+shift"].augmentation == AugmentConfig("shift:3")
+    mix = methods["scratch+latent-mix"]
+    assert mix.pretraining is None and mix.autoencoders == {"mse"}  # the MSE AE generates
+    assert methods["pretrained-denoise-full"].autoencoders == {"denoise"}
+    assert len(methods) == 13 and set(methods) == set(all_methods(0.1, 1, 1))
+    chosen = LabelBudgetConfig(method_names=("scratch", "pretrained-bce-full")).methods()
+    assert list(chosen) == ["scratch", "pretrained-bce-full"]
+    assert parse_methods(" scratch, pretrained-full ") == ("scratch", "pretrained-full")
+    with pytest.raises(UserError, match="unknown method.*pretrained-gan") as info:
+        parse_methods("scratch,pretrained-gan")
+    assert info.value.settings == ("methods",)
 
 
 @pytest.mark.parametrize(
@@ -57,11 +71,12 @@ def test_study_runs_every_cell_and_writes_its_outputs(tmp_path, small_fashion):
         pretrain_epochs=1,
         epochs=1,
         min_steps=20,
+        method_names=("scratch", "pretrained-full", "pretrained-vae-full", "scratch+latent-mix"),
     )
     result = run_study(config, small_fashion, progress=False)
     cells = result["cells"]
     assert len(cells) == 2 * 4
-    assert {c["method"] for c in cells} == set(config.methods())
+    assert [c["method"] for c in cells[:4]] == list(config.method_names)
     assert [c["num_labels"] for c in cells[::4]] == [20, 2000]
     for cell in cells:
         assert len(cell["accuracy"]) == 2 and all(0.0 <= a <= 1.0 for a in cell["accuracy"])
@@ -70,12 +85,16 @@ def test_study_runs_every_cell_and_writes_its_outputs(tmp_path, small_fashion):
     # Far above chance (0.1); one epoch of the 2000-label subset is only 20 Adam steps, which
     # reach about 0.53 on the CPU, so the bound leaves room for other backends' rounding.
     assert max(c["mean"] for c in full_data) > 0.4
-    assert len(result["pretrain_test_mse"]) == 2 and "timing" not in result
+    losses = result["pretrain_test_loss"]
+    assert set(losses) == {"mse", "vae"} and len(losses["vae"]) == 2  # only what methods need
+    real, mixes = result["examples"]["real"], result["examples"]["latent-mix"]
+    assert real.shape == (10, 784) and mixes.shape == (10, 6, 784)
     paths = write_outputs(result, tmp_path)
     saved = json.loads((tmp_path / "label_budget.json").read_text())
-    assert saved["cells"] == cells
+    assert saved["cells"] == cells and "examples" not in saved
     assert saved["config"]["budgets"] == [20, "all"]
+    assert saved["config"]["method_names"] == list(config.method_names)
     table = (tmp_path / "label_budget.md").read_text()
-    assert table == markdown_table(result) and "| 20 |" in table and "pretrained-frozen" in table
-    assert (tmp_path / "label_budget.png").stat().st_size > 1000
-    assert set(paths) == {"json", "md", "png"}
+    assert table == markdown_table(result) and "| 20 |" in table and "scratch+latent-mix" in table
+    assert set(paths) == {"json", "md", "png", "generated"}
+    assert all(Path(p).stat().st_size > 1000 for k, p in paths.items() if k != "md")

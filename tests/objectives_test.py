@@ -1,10 +1,11 @@
-"""Pretraining variants: BCE from logits, and denoising noise that touches inputs only."""
+"""Pretraining variants: BCE from logits, denoising noise that touches inputs only, the VAE."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from aejax import objectives
 from aejax.config import ModelConfig, ObjectiveConfig
 from aejax.data import normalize
 from aejax.models import make_autoencoder
@@ -76,3 +77,36 @@ def test_logit_decoder_is_the_tanh_decoder_without_its_tanh():
     )
     shown = reconstruct(logit_model.apply, params, x, ObjectiveConfig(loss="bce"))
     assert float(jnp.min(shown)) >= -1 and float(jnp.max(shown)) <= 1
+
+
+def test_vae_kl_is_the_closed_form_of_a_hand_computed_example():
+    mean = jnp.array([[1.0, 0.0]])
+    log_variance = jnp.array([[0.0, np.log(4.0)]])
+    # 1/2 * sum(var + mean^2 - 1 - log var) = 1/2 * ((1 + 1 - 1 - 0) + (4 + 0 - 1 - log 4))
+    expected = 0.5 * (1.0 + 3.0 - np.log(4.0))
+    np.testing.assert_allclose(objectives.kl_per_example(mean, log_variance), [expected], rtol=1e-6)
+    np.testing.assert_allclose(objectives.kl_per_example(jnp.zeros((1, 3)), jnp.zeros((1, 3))), [0])
+
+
+def test_vae_without_kl_and_variance_is_its_reconstruction_loss(small_fashion):
+    images = jnp.asarray(small_fashion.test_images[:16])
+    model = make_autoencoder(ModelConfig(hidden=32, latent=8), images.shape[1], True, True)
+    params = model.init(jax.random.key(0), jnp.zeros((1, images.shape[1])))["params"]
+    assert set(params) == {"encoder", "log_variance", "decoder"}
+    mean = model.apply({"params": params}, normalize(images), method=model.encode)
+    dead = jnp.full(mean.shape, -jnp.inf)  # zero variance: the sample is the mean
+    np.testing.assert_array_equal(objectives.sample_code(mean, dead, jax.random.key(1)), mean)
+    metrics = objectives.vae_metrics(model, ObjectiveConfig(loss="vae", beta=0.0))
+    values = metrics(params, images, None, None)  # evaluation decodes the mean code
+    logits = model.apply({"params": params}, mean, method=model.decode)
+    expected = objectives.bce_per_example(logits, (normalize(images) + 1.0) / 2.0)
+    np.testing.assert_allclose(values["loss"], expected, rtol=1e-6)
+    np.testing.assert_allclose(values["reconstruction"], expected, rtol=1e-6)
+    with_kl = objectives.vae_metrics(model, ObjectiveConfig(loss="vae", beta=2.0))
+    np.testing.assert_allclose(
+        with_kl(params, images, None, None)["loss"],
+        expected + 2.0 * values["kl"] / images.shape[1],
+        rtol=1e-6,
+    )
+    sampled = metrics(params, images, None, jax.random.key(2))["loss"]  # training samples a code
+    assert not np.allclose(sampled, expected)

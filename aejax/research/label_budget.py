@@ -1,10 +1,14 @@
-"""The label-budget study: does autoencoder pretraining help when labels are scarce?
+"""The label-budget study: does autoencoder pretraining, or generating data with it, help when
+labels are scarce?
 
-For each seed one autoencoder is pretrained on all training images (labels unused). For each label
-budget each seed draws its own class-balanced subset, and four classifiers train on it: from
-scratch, and from the seed's pretrained encoder fine-tuned fully, discriminatively (encoder at a
-smaller lr) or frozen (linear probe). All seeds of one (budget, method) cell train together in one
-vmapped, compiled program (`aejax.research.multi_seed`).
+For each seed one autoencoder per pretraining objective the chosen methods need (MSE, denoising,
+BCE, VAE) is pretrained on all training images (labels unused). For each label budget each seed
+draws its own class-balanced subset, and every method (`aejax.research.methods`) trains a
+classifier on it: from scratch or from a pretrained encoder (fully, discriminatively, frozen),
+optionally with generated (latent mixing, latent noise) or shifted examples added to every step.
+All seeds of one (budget, method) cell train together in one vmapped, compiled program
+(`aejax.research.multi_seed`); generation happens inside it, from the seed's frozen MSE
+autoencoder and that seed's labelled subset alone.
 
 Training length: ``max(epochs, ceil(min_steps / steps_per_epoch))`` epochs. Ten epochs of 100
 labels at batch 100 would be ten Adam steps, far too few to fit even a linear head; a floor of
@@ -24,14 +28,24 @@ import numpy as np
 import optax
 from tqdm.auto import tqdm
 
-from aejax import distributed, parallel
-from aejax.config import DataConfig, ModelConfig, ObjectiveConfig, TransferConfig
+from aejax import distributed, objectives, parallel
+from aejax.config import DataConfig, ModelConfig
 from aejax.data import Dataset, DeviceData, load_dataset, to_device
 from aejax.errors import UserError
-from aejax.models import ENCODER, make_autoencoder, make_classifier
-from aejax.objectives import classification_metrics, reconstruction_metrics
+from aejax.models import ENCODER, make_classifier
+from aejax.objectives import classification_metrics
 from aejax.optim import make_optimizer
 from aejax.research import multi_seed
+from aejax.research.methods import (
+    GENERATOR,
+    PRETRAININGS,
+    Method,
+    all_methods,
+    autoencoder,
+    cell_augmentation,
+    generated_examples,
+    parse_methods,
+)
 from aejax.splits import balanced_indices
 
 AE_INIT, AE_EPOCHS, CLF_INIT, CLF_EPOCHS = 0, 1, 2, 3  # independent random streams per seed
@@ -52,9 +66,15 @@ class LabelBudgetConfig:
     batch_size: int = 100
     lr: float = 1e-3
     encoder_lr_scale: float = 0.1
+    method_names: tuple[str, ...] | None = None  # None: every method
+    generated_per_real: int = 1  # R of the latent augmentations
+    shift_pixels: int = 2  # P of the shift augmentation
 
     def __post_init__(self):
-        for name in ("seeds", "pretrain_epochs", "epochs", "min_steps", "batch_size"):
+        if self.method_names is not None:
+            parse_methods(",".join(self.method_names))
+        names = ("seeds", "pretrain_epochs", "epochs", "min_steps", "batch_size")
+        for name in (*names, "generated_per_real", "shift_pixels"):
             if getattr(self, name) <= 0:
                 raise UserError(
                     f"{name} must be positive, got {getattr(self, name)}", settings=(name,)
@@ -64,17 +84,11 @@ class LabelBudgetConfig:
                 "label budgets must be positive integers or 'all'", settings=("budgets",)
             )
 
-    def methods(self) -> dict[str, TransferConfig]:
-        """The four compared classifiers and how each starts and trains."""
-        scale = self.encoder_lr_scale
-        return {
-            "scratch": TransferConfig(encoder="scratch"),
-            "pretrained-full": TransferConfig(),
-            "pretrained-discriminative": TransferConfig(
-                mode="discriminative", encoder_lr_scale=scale
-            ),
-            "pretrained-frozen": TransferConfig(mode="frozen"),
-        }
+    def methods(self) -> dict[str, Method]:
+        """The compared classifiers, by name: the chosen ones, or all of them."""
+        every = all_methods(self.encoder_lr_scale, self.generated_per_real, self.shift_pixels)
+        names = self.method_names or tuple(every)
+        return {name: every[name] for name in names}
 
 
 def parse_budgets(text: str) -> tuple[int | None, ...]:
@@ -106,14 +120,16 @@ def budget_indices(labels: np.ndarray, budget: int | None, seeds: list[int]) -> 
     return np.stack([balanced_indices(labels, budget, seed) for seed in seeds])
 
 
-def pretrain_encoders(config: LabelBudgetConfig, data: DeviceData, seeds: list[int], mesh=None):
-    """One MSE autoencoder per seed on every training image; their encoders and test MSE.
-
-    With a device `mesh`, the seeds are split over its devices (`parallel.seed_mesh`).
-    """
+def pretrain_autoencoders(
+    config: LabelBudgetConfig, data: DeviceData, seeds: list[int], objective: str, mesh=None
+):
+    """One autoencoder per seed, pretrained with `objective` (`PRETRAININGS`) on every training
+    image; their params (stacked per seed) and test losses. With a device `mesh`, the seeds are
+    split over its devices (`parallel.seed_mesh`)."""
     input_dim = data.train.images.shape[1]
-    model = make_autoencoder(config.model, input_dim)
-    metrics_fn = reconstruction_metrics(model.apply, ObjectiveConfig())
+    goal = PRETRAININGS[objective]
+    model = autoencoder(config, input_dim, objective)
+    metrics_fn = objectives.pretraining_metrics(model, goal)
     keys = multi_seed.seed_keys(seeds, AE_INIT)
     states = multi_seed.init_states(model, input_dim, optax.adam(config.lr), keys)
     indices = jnp.asarray(budget_indices(np.asarray(data.train.labels), None, seeds))
@@ -124,18 +140,19 @@ def pretrain_encoders(config: LabelBudgetConfig, data: DeviceData, seeds: list[i
     )
     states, _ = run(states, *data.train, keys, indices)
     evaluate = multi_seed.make_evaluator(metrics_fn, len(data.test.labels))
-    return states.params[ENCODER], evaluate(states.params, *data.test)["loss"]
+    return states.params, evaluate(states.params, *data.test)["loss"]
 
 
-def classifier_states(config: LabelBudgetConfig, method: TransferConfig, init_params, encoders):
-    """Per-seed classifiers for `method`: transplanted encoders, or scratch; same head init."""
+def classifier_states(config: LabelBudgetConfig, method: Method, init_params, autoencoders):
+    """Per-seed classifiers for `method`: a transplanted encoder, or scratch; same head init."""
     params = dict(init_params)
-    if method.encoder == "pretrained":
-        params[ENCODER] = encoders
+    if method.pretraining is not None:
+        params[ENCODER] = autoencoders[method.pretraining][ENCODER]
     # A copy: each run donates its state, and these params start every method's run.
     params = jax.tree.map(jnp.copy, params)
     model = make_classifier(config.model)
-    return model, multi_seed.make_states(model.apply, params, make_optimizer(config.lr, method))
+    optimizer = make_optimizer(config.lr, method.transfer)
+    return model, multi_seed.make_states(model.apply, params, optimizer)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -152,7 +169,7 @@ def finetune_cell(
 ):
     """Test and last-epoch train accuracy per seed of one cell, all seeds in one program.
 
-    `start` is ``(classifier init params, pretrained encoders)``, both stacked per seed;
+    `start` is ``(classifier init params, {objective: pretrained autoencoders})``, stacked per seed;
     `evaluate` is the (shared, compiled once) per-seed test evaluation; `mesh` splits the seeds.
     """
     method = config.methods()[cell.method]
@@ -163,7 +180,10 @@ def finetune_cell(
     batch = min(config.batch_size, cell.indices.shape[1])
     epochs = epochs_for(cell.indices.shape[1], config)
     metrics_fn = classification_metrics(model.apply)
-    run = multi_seed.compile_run(metrics_fn, states, data.train, keys, cell.indices, batch, epochs)
+    augmentation = cell_augmentation(config, method, data, cell, start)
+    run = multi_seed.compile_run(
+        metrics_fn, states, data.train, keys, cell.indices, batch, epochs, augmentation
+    )
     states, per_epoch = run(states, *data.train, keys, cell.indices)
     train_accuracy = np.asarray(per_epoch["accuracy"])[:, -1]
     return evaluate(states.params, *data.test)["accuracy"], train_accuracy
@@ -175,39 +195,61 @@ def run_study(
     progress: bool = True,
     devices: int | None = None,
 ):
-    """Pretrain, then fine-tune every (budget, method) cell; the results as a dict. `devices` > 1
-    splits the seeds over that many local devices (each trains its share)."""
+    """Pretrain, then fine-tune every (budget, method) cell; the results (`devices` > 1: the
+    seeds split over that many local devices, each training its share)."""
     started = time.perf_counter()
     mesh = _study_mesh(devices, config.seeds)
     data = data if data is not None else load_dataset(config.data)
     seeds = list(range(config.seeds))
     device_data = to_device(data, None, parallel.replicated(mesh))
-    encoders, test_mse = pretrain_encoders(config, device_data, seeds, mesh)
+    autoencoders, test_losses = pretrain_needed(config, device_data, seeds, mesh)
     pretrain_s = time.perf_counter() - started
     model = make_classifier(config.model)
     evaluate = multi_seed.make_evaluator(classification_metrics(model.apply), len(data.test_labels))
     keys = multi_seed.seed_keys(seeds, CLF_INIT)
     init_params = parallel.split_seeds(multi_seed.init_params(model, data.input_dim, keys), mesh)
-    cells = []
-    pairs = [(b, m) for b in config.budgets for m in config.methods()]
-    for budget, method in tqdm(pairs, desc="label budget", disable=not progress):
-        indices = jnp.asarray(budget_indices(data.train_labels, budget, seeds))
-        cell_started = time.perf_counter()
-        cell = Cell(budget, method, parallel.split_seeds(indices, mesh))
-        scores = finetune_cell(config, device_data, (init_params, encoders), cell, evaluate, mesh)
-        cells.append(_cell_result(cell, config, *scores))
-        cells[-1]["seconds"] = time.perf_counter() - cell_started  # compile + train + test
-    return {
+    start = (init_params, autoencoders)
+    cells = _train_cells(config, data, device_data, start, evaluate, mesh, progress)
+    result = {
         "dataset": data.name,
         "source": data.source,
         "config": _config_dict(config),
-        "pretrain_test_mse": test_mse.tolist(),
+        "pretrain_test_loss": {k: v.tolist() for k, v in test_losses.items()},
         "cells": cells,
-        "pretrain_s": pretrain_s,
-        "wall_s": time.perf_counter() - started,
-        "backend": jax.default_backend(),
-        "devices": parallel.device_count(mesh),
+        **{"pretrain_s": pretrain_s, "wall_s": time.perf_counter() - started},
+        **{"backend": jax.default_backend(), "devices": parallel.device_count(mesh)},
     }
+    if GENERATOR in autoencoders:  # for the figure; write_outputs keeps it out of the JSON
+        result["examples"] = generated_examples(config, data, autoencoders[GENERATOR])
+    return result
+
+
+def _train_cells(config, data: Dataset, device_data, start, evaluate, mesh, progress: bool):
+    """Every (budget, method) cell's results, in order, each with its seconds."""
+    seeds = list(range(config.seeds))
+    cells, pairs = [], [(b, m) for b in config.budgets for m in config.methods()]
+    for budget, method in tqdm(pairs, desc="label budget", disable=not progress):
+        indices = jnp.asarray(budget_indices(data.train_labels, budget, seeds))
+        cell_started, cell = (
+            time.perf_counter(),
+            Cell(budget, method, parallel.split_seeds(indices, mesh)),
+        )
+        scores = finetune_cell(config, device_data, start, cell, evaluate, mesh)
+        cells.append(_cell_result(cell, config, *scores))
+        cells[-1]["seconds"] = time.perf_counter() - cell_started  # compile + train + test
+    return cells
+
+
+def pretrain_needed(config: LabelBudgetConfig, data: DeviceData, seeds: list[int], mesh=None):
+    """``({objective: per-seed autoencoders}, {objective: test losses})`` for every pretraining
+    objective that one of the chosen methods needs, and no other."""
+    needed = set().union(*(m.autoencoders for m in config.methods().values()))
+    autoencoders, test_losses = {}, {}
+    for objective in (o for o in PRETRAININGS if o in needed):
+        autoencoders[objective], test_losses[objective] = pretrain_autoencoders(
+            config, data, seeds, objective, mesh
+        )
+    return autoencoders, test_losses
 
 
 def _study_mesh(devices: int | None, seeds: int):
@@ -237,5 +279,6 @@ def _cell_result(cell: Cell, config: LabelBudgetConfig, accuracy, train_accuracy
 
 def _config_dict(config: LabelBudgetConfig) -> dict:
     raw = dataclasses.asdict(config)
+    raw["method_names"] = list(config.methods())
     raw["budgets"] = [ALL if b is None else b for b in config.budgets]
     return raw

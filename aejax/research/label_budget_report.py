@@ -6,6 +6,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from aejax import plots
 from aejax.research import figures
 
 
@@ -33,9 +36,30 @@ def write_outputs(result: dict[str, Any], out_dir: str | Path) -> dict[str, str]
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {k: out / f"label_budget.{k}" for k in ("json", "md", "png")}
-    paths["json"].write_text(json.dumps(result, indent=2) + "\n")
+    examples = result.get("examples")
+    saved = {k: v for k, v in result.items() if k != "examples"}  # images: a figure, not JSON
+    paths["json"].write_text(json.dumps(saved, indent=2) + "\n")
+    if examples is not None:
+        paths["generated"] = out / "generated.png"
+        save_generated(examples, paths["generated"], result["dataset"])
     paths["md"].write_text(markdown_table(result))
     figures.save_label_budget(
         result["cells"], paths["png"], f"{result['dataset']}: does pretraining help?"
     )
     return {k: str(v) for k, v in paths.items()}
+
+
+def save_generated(examples: dict[str, Any], path: Path, dataset: str) -> None:
+    """One row per class: the real source, then its latent-mix and latent-noise generations."""
+    rows = {}
+    for c, real in enumerate(examples["real"]):
+        parts = [real[None], examples["latent-mix"][c], examples["latent-noise"][c]]
+        rows[f"class {c}"] = normalize_host(np.concatenate(parts))
+    count = len(examples["latent-mix"][0])
+    title = f"{dataset}: real | {count} latent-mix | {count} latent-noise (seed 0, 1st budget)"
+    plots.save_image_rows(rows, path, title)
+
+
+def normalize_host(images: np.ndarray) -> np.ndarray:
+    """uint8 images -> [-1, 1] floats, on the host (as `aejax.data.normalize` on the device)."""
+    return images.astype(np.float32) / 127.5 - 1.0

@@ -38,14 +38,17 @@ def init_states(model, input_dim: int, tx: optax.GradientTransformation, keys) -
     return make_states(model.apply, init_params(model, input_dim, keys), tx)
 
 
-def make_run_fn(metrics_fn: MetricsFn, num_examples: int, batch_size: int, epochs: int):
-    """``run(state, images, labels, key, indices) -> (state, per_epoch_mean_metrics)``."""
-    epoch_fn = make_epoch_fn(metrics_fn, num_examples, batch_size)
+def make_run_fn(
+    metrics_fn: MetricsFn, num_examples: int, batch_size: int, epochs: int, augment=None
+):
+    """``run(state, images, labels, key, indices[, generator]) -> (state, per_epoch_metrics)``
+    (per-epoch means); `augment` extends every batch, drawing on `generator`."""
+    epoch_fn = make_epoch_fn(metrics_fn, num_examples, batch_size, augment=augment)
 
-    def run(state, images, labels, key, indices):
+    def run(state, images, labels, key, indices, generator=None):
         def body(state, epoch):
             key_e = jax.random.fold_in(key, epoch)
-            state, metrics = epoch_fn(state, images, labels, key_e, indices)
+            state, metrics = epoch_fn(state, images, labels, key_e, indices, generator)
             return state, jax.tree.map(jnp.mean, metrics)
 
         return jax.lax.scan(body, state, jnp.arange(epochs))
@@ -53,15 +56,30 @@ def make_run_fn(metrics_fn: MetricsFn, num_examples: int, batch_size: int, epoch
     return run
 
 
-def compile_run(metrics_fn: MetricsFn, states, train: Split, keys, indices, batch_size, epochs):
+def compile_run(
+    metrics_fn: MetricsFn,
+    states,
+    train: Split,
+    keys,
+    indices,
+    batch_size,
+    epochs,
+    augmentation: tuple | None = None,
+):
     """``run(states, images, labels, keys, indices)`` vmapped over seeds, compiled ahead of time.
 
     Each seed trains `epochs` epochs on the rows of `train` that its row of `indices` names; the
-    states are donated.
+    states are donated. `augmentation` is ``(augment, generators)``, the generators stacked per
+    seed like the states (`aejax.generation`).
     """
-    run = make_run_fn(metrics_fn, indices.shape[1], batch_size, epochs)
-    vmapped = jax.vmap(run, in_axes=(0, None, None, 0, 0))
-    return jax.jit(vmapped, donate_argnums=0).lower(states, *train, keys, indices).compile()
+    augment, generators = augmentation or (None, None)
+    run = make_run_fn(metrics_fn, indices.shape[1], batch_size, epochs, augment)
+    vmapped = jax.vmap(run, in_axes=(0, None, None, 0, 0, 0))
+    args = (states, *train, keys, indices, generators)
+    compiled = jax.jit(vmapped, donate_argnums=0).lower(*args).compile()
+    return lambda states, images, labels, keys, indices: compiled(
+        states, images, labels, keys, indices, generators
+    )
 
 
 def make_evaluator(metrics_fn: MetricsFn, num_examples: int, batch_size: int = 1000):

@@ -1,0 +1,184 @@
+"""The autoencoder as a generator: latent mixing and noise, shifted copies, augmented training."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from aejax import generation, objectives
+from aejax.config import AugmentConfig, ModelConfig
+from aejax.data import subset, to_device
+from aejax.errors import UserError
+from aejax.models import make_autoencoder, make_classifier
+from aejax.research import multi_seed
+from aejax.train import compile_stage, create_state
+
+MODEL = ModelConfig(hidden=32, latent=16)
+CLASSES = 10
+
+
+@pytest.fixture(scope="module")
+def generator_parts(small_fashion):
+    """A (random, untrained) autoencoder, its generator fitted on 200 labelled examples, and a
+    batch of 40 of them: generation's rules hold whatever the weights."""
+    model = make_autoencoder(MODEL, small_fashion.input_dim)
+    params = jax.jit(model.init)(jax.random.key(0), jnp.zeros((1, small_fashion.input_dim)))
+    images, labels = small_fashion.train_images[:200], small_fashion.train_labels[:200]
+    generator = generation.fit_generator(model, params["params"], images, labels, CLASSES)
+    return model, generator, images[:40], labels[:40]
+
+
+@pytest.mark.parametrize("spec", ["latent-mix:2", "latent-noise:1", "shift:3"])
+def test_generations_keep_labels_and_are_a_pure_function_of_the_key(generator_parts, spec):
+    model, generator, images, labels = generator_parts
+    augment = jax.jit(generation.make_augment(AugmentConfig(spec), model))
+    weights = jnp.ones(len(labels))
+    x, y, w = augment(images, labels, weights, jax.random.key(1), generator)
+    copies = 1 + (1 if spec.startswith("shift") else int(spec[-1]))
+    assert x.shape == (copies * len(labels), images.shape[1]) and x.dtype == jnp.uint8
+    np.testing.assert_array_equal(y, np.tile(labels, copies))
+    np.testing.assert_array_equal(w, np.ones(copies * len(labels)))
+    np.testing.assert_array_equal(x[: len(labels)], images)  # the real batch comes first
+    again = augment(images, labels, weights, jax.random.key(1), generator)[0]
+    other = augment(images, labels, weights, jax.random.key(2), generator)[0]
+    np.testing.assert_array_equal(x, again)
+    assert not np.array_equal(x[len(labels) :], other[len(labels) :])
+
+
+def test_padding_stays_weightless_and_partners_share_the_class():
+    labels = jnp.array([0, 0, 1, 1, 2, 0])
+    weights = jnp.array([1.0, 1.0, 1.0, 1.0, 1.0, 0.0])  # the last slot is padding
+    for seed in range(20):
+        partners = np.asarray(generation.same_class_partners(labels, weights, jax.random.key(seed)))
+        np.testing.assert_array_equal(labels[partners], labels)
+        assert partners[0] == 1 and partners[1] == 0  # never the padding slot, never itself
+        assert partners[4] == 4  # alone in its class: itself
+    codes = jnp.arange(12.0).reshape(6, 2)
+    mixed = generation.latent_mix(lambda p, z: z, None, codes, labels, weights, jax.random.key(0))
+    between = (mixed[:2] - codes[:2]) / (codes[1::-1] - codes[:2])  # the mixing weight, per row
+    assert np.all((between >= 0) & (between <= 1)) and np.allclose(between[:, 0], between[:, 1])
+
+
+def test_shift_moves_pixels_by_at_most_p():
+    side, pixels, count = 9, 2, 64
+    images = np.zeros((count, side * side), np.uint8)
+    images[:, 4 * side + 4] = 255  # one lit pixel in the middle
+    shifted = np.asarray(generation.shift(jnp.asarray(images), jax.random.key(0), pixels, side))
+    rows, cols = np.divmod(shifted.argmax(axis=1), side)
+    assert np.all(shifted.max(axis=1) == 255) and np.all(shifted.sum(axis=1) == 255)
+    assert np.abs(rows - 4).max() == pixels and np.abs(cols - 4).max() == pixels
+    assert len({(r, c) for r, c in zip(rows, cols, strict=True)}) > 10  # offsets vary
+
+
+def test_class_spread_is_fitted_per_class():
+    codes = jnp.array([[0.0, 1.0], [2.0, 1.0], [5.0, 5.0], [5.0, 9.0]])
+    labels = jnp.array([0, 0, 1, 1])
+    std = generation.class_latent_std(lambda p, x: x, None, codes, labels, 3)
+    np.testing.assert_allclose(std, [[1.0, 0.0], [0.0, 2.0], [0.0, 0.0]], atol=1e-6)
+
+
+def test_augment_specs_are_parsed_and_bad_ones_refused():
+    assert AugmentConfig("latent-mix:3").kind == "latent-mix"
+    assert AugmentConfig("latent-mix:3").amount == 3
+    assert AugmentConfig("latent-noise:0").kind == "none"  # R = 0 adds nothing
+    assert generation.make_augment(AugmentConfig("shift:0")) is None
+    for bad in ("latent-mix", "mix:2", "shift:-1", "latent-noise:1.5"):
+        with pytest.raises(UserError, match="augment must be") as info:
+            AugmentConfig(bad)
+        assert info.value.settings == ("augment",)
+
+
+@pytest.fixture(scope="module")
+def start(small_fashion):
+    """A classifier's first state, and 500 train / 200 test real examples on the device."""
+    model = make_classifier(MODEL)
+    state = create_state(model, small_fashion.input_dim, optax.adam(1e-3), jax.random.key(0))
+    return model, state, to_device(subset(small_fashion, 500, 200))
+
+
+def _compiled(start, augment_spec, generator_parts=None):
+    """The classifier's compiled epoch and test programs with `augment_spec`."""
+    model, state, data = start
+    augmentation = None
+    config = AugmentConfig(augment_spec)
+    if config.kind != "none":
+        autoencoder, generator = generator_parts[:2]
+        augmentation = (generation.make_augment(config, autoencoder), generator)
+    metrics_fn = objectives.classification_metrics(model.apply)
+    key = jax.random.key(1)
+    return compile_stage(metrics_fn, state, data, 100, key, None, augmentation)
+
+
+def test_augmentation_changes_training_not_evaluation(start, generator_parts):
+    _, state, data = start
+    programs = {
+        name: _compiled(start, spec, generator_parts)
+        for name, spec in {"plain": "none", "mixed": "latent-mix:1", "zero": "latent-mix:0"}.items()
+    }
+    tests = {n: p.evaluate(state.params, *data.test)["loss"] for n, p in programs.items()}
+    assert tests["plain"] == tests["mixed"] == tests["zero"]
+    trained = {}
+    for name, compiled in programs.items():
+        fresh = jax.tree.map(jnp.copy, state)  # each epoch donates its state
+        trained[name] = jax.device_get(compiled.epoch(fresh, *data.train, jax.random.key(5))[0])
+    same = jax.tree.map(np.array_equal, trained["plain"].params, trained["zero"].params)
+    assert all(jax.tree.leaves(same))  # R = 0 is the plain run, bit for bit
+    differs = jax.tree.map(np.array_equal, trained["plain"].params, trained["mixed"].params)
+    assert not any(jax.tree.leaves(differs))
+
+
+def test_the_augmented_epoch_compiles_once(start, generator_parts):
+    _, state, data = start
+    compiled = _compiled(start, "latent-noise:1", generator_parts)
+    state = jax.tree.map(jnp.copy, state)
+    compiles = []
+
+    def count(event, seconds, **kwargs):
+        if "compile" in event:
+            compiles.append(event)
+
+    jax.monitoring.register_event_duration_secs_listener(count)
+    try:
+        for epoch in range(3):
+            state, metrics = compiled.epoch(state, *data.train, jax.random.key(epoch))
+            jax.block_until_ready(metrics)
+    finally:
+        jax.monitoring.unregister_event_duration_listener(count)
+    assert compiles == []
+
+
+def test_the_generator_sees_only_the_labelled_subset(small_fashion, generator_parts):
+    """Poisoning every unlabelled training image changes nothing a seed's run computes."""
+    model, generator, _, _ = generator_parts
+    indices = jnp.asarray(np.stack([np.arange(0, 200, 2), np.arange(1, 200, 2)]), jnp.int32)
+    labelled = np.zeros(len(small_fashion.train_labels), bool)
+    labelled[np.asarray(indices).ravel()] = True
+    poisoned = small_fashion.train_images.copy()
+    poisoned[~labelled] = 255 - poisoned[~labelled]
+
+    labels = jnp.asarray(small_fashion.train_labels)
+
+    def fit(images):
+        return jax.vmap(
+            lambda idx: generation.fit_generator(
+                model, generator.params, images[idx], labels[idx], CLASSES
+            )
+        )(indices)
+
+    clean, dirty = map(jnp.asarray, (small_fashion.train_images, poisoned))
+    generators = fit(clean)
+    np.testing.assert_array_equal(generators.class_std, fit(dirty).class_std)
+    classifier = make_classifier(MODEL)
+    keys = multi_seed.seed_keys([0, 1], 0)
+    augment = generation.make_augment(AugmentConfig("latent-noise:1"), model)
+    metrics_fn = objectives.classification_metrics(classifier.apply)
+    states = multi_seed.init_states(classifier, clean.shape[1], optax.adam(1e-3), keys)
+    compiled = multi_seed.compile_run(
+        metrics_fn, states, (clean, labels), keys, indices, 50, 2, (augment, generators)
+    )
+    runs = [
+        jax.device_get(compiled(jax.tree.map(jnp.copy, states), images, labels, keys, indices))
+        for images in (clean, dirty)
+    ]
+    assert all(jax.tree.leaves(jax.tree.map(np.array_equal, *runs)))
