@@ -9,27 +9,38 @@ import numpy as np
 
 from aejax.plots import pyplot
 
+STYLES = ("-", "--", ":")  # past ten methods the colours repeat; the line style does not
+
 
 def save_label_budget(cells: list[dict[str, Any]], path: str | Path, title: str) -> None:
-    """Test accuracy (mean and std over seeds) against the number of labels, log x-axis."""
+    """Test accuracy (mean and std over seeds) against the number of labels, log x-axis; with
+    more than four methods, a second panel shows each method's gain over ``scratch``."""
     plt = pyplot()
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    for method in dict.fromkeys(c["method"] for c in cells):
+    methods = list(dict.fromkeys(c["method"] for c in cells))
+    gains = len(methods) > 4 and "scratch" in methods
+    fig, axes = plt.subplots(1, 2 if gains else 1, figsize=(13 if gains else 6.4, 4.8))
+    axes = list(np.atleast_1d(axes))
+    scratch = {c["num_labels"]: c["mean"] for c in cells if c["method"] == "scratch"}
+    for i, method in enumerate(methods):
         rows = sorted((c for c in cells if c["method"] == method), key=lambda c: c["num_labels"])
-        ax.errorbar(
-            [r["num_labels"] for r in rows],
-            [r["mean"] for r in rows],
-            yerr=[r["std"] for r in rows],
-            marker="o",
-            capsize=3,
-            label=method,
-        )
-    ax.set_xscale("log")
-    ax.set_xlabel("labelled training examples")
-    ax.set_ylabel("test accuracy")
-    ax.grid(alpha=0.3, which="both")
-    ax.legend()
-    ax.set_title(title)
+        x = [r["num_labels"] for r in rows]
+        style = {"marker": "o", "capsize": 3, "label": method, "linestyle": STYLES[i // 10]}
+        axes[0].errorbar(x, [r["mean"] for r in rows], yerr=[r["std"] for r in rows], **style)
+        if gains:
+            gain = [100 * (r["mean"] - scratch[r["num_labels"]]) for r in rows]
+            axes[1].errorbar(x, gain, yerr=[100 * r["std"] for r in rows], **style)
+    axes[0].set_ylabel("test accuracy")
+    if gains:
+        axes[1].set_ylabel("accuracy - scratch's (points); bars: the method's seed std")
+        axes[1].axhline(0.0, color="black", linewidth=0.8)
+        axes[1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    else:
+        axes[0].legend()
+    for ax in axes:
+        ax.set_xscale("log")
+        ax.set_xlabel("labelled training examples")
+        ax.grid(alpha=0.3, which="both")
+    fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
