@@ -13,10 +13,11 @@ import json
 from pathlib import Path
 from typing import Any, ClassVar
 
+from aejax.download import is_http_url
 from aejax.errors import UserError
 
 DATASETS = ("mnist", "fashion_mnist")
-SOURCES = ("auto", "idx", "tfds")
+SOURCES = ("auto", "idx", "tfds", "download")
 INITS = ("torch", "lecun")
 DTYPES = ("float32", "bfloat16")
 LOSSES = ("mse", "bce", "vae")
@@ -54,13 +55,18 @@ class ModelConfig:
 
 @dataclasses.dataclass(frozen=True)
 class DataConfig:
-    """Which dataset, where to find it, and optional subsets for quick runs."""
+    """Which dataset, where to find or download it, and optional subsets for quick runs.
+
+    `mirror`: a base URL holding the four IDX archives, in place of the canonical mirrors.
+    """
 
     dataset: str = "mnist"
     source: str = "auto"
     data_dir: str | None = None
     train_limit: int | None = None
     test_limit: int | None = None
+    mirror: str | None = None
+    no_download: bool = False
 
     def __post_init__(self):
         _one_of(self.dataset, DATASETS, "dataset")
@@ -68,6 +74,11 @@ class DataConfig:
         for name in ("train_limit", "test_limit"):
             value = getattr(self, name)
             _require(value is None or value > 0, f"{name} must be positive, got {value}", name)
+        forbidden = self.no_download and self.source == "download"
+        message = "source download and no_download exclude each other"
+        _require(not forbidden, message, "source", "no_download")
+        mirror_ok = self.mirror is None or is_http_url(self.mirror)
+        _require(mirror_ok, f"mirror must be an http(s) URL, got {self.mirror!r}", "mirror")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""Datasets as in-memory uint8 arrays: IDX files (MNIST layout), tfds, and an offline-safe `auto`.
+"""Datasets as in-memory uint8 arrays: IDX files (MNIST layout), tfds, a verified download of the
+IDX archives (`aejax.download`), and `auto`, which tries them in that order and is offline-safe.
 
 Images are kept as uint8 ``(N, H*W)``; `normalize` maps them to [-1, 1] on the device, exactly as
 ``transforms.Normalize((0.5,), (0.5,))`` after ``ToTensor()`` does in the reference pipeline.
@@ -7,10 +8,11 @@ A run puts its splits on the device once (`to_device`) and every epoch gathers b
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import gzip
 import os
-import socket
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -18,6 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from aejax import download
 from aejax.config import DataConfig
 from aejax.errors import DataError
 
@@ -32,8 +35,7 @@ IDX_STEMS = {
 # Folder names under which PyTorch/torchvision users already keep these files.
 TORCHVISION_FOLDERS = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST"}
 SYSTEM_FOLDERS = {"fashion_mnist": ["/usr/share/datasets/fashion-mnist"]}
-# Host that serves the tfds archives; probed so an offline machine fails in seconds, not minutes.
-TFDS_DOWNLOAD_HOST = ("storage.googleapis.com", 443)
+DEFAULT_ROOT = Path("data")  # torchvision's tutorial root: downloads land in DEFAULT_ROOT/MNIST/raw
 
 
 class Split(NamedTuple):
@@ -147,7 +149,7 @@ def idx_folders(dataset: str, data_dir: str | None) -> list[Path]:
     else:
         # torchvision's tutorial default root is ./data; Debian ships Fashion-MNIST system-wide.
         sub = TORCHVISION_FOLDERS[dataset]
-        folders += [Path("data") / sub / "raw", *map(Path, SYSTEM_FOLDERS.get(dataset, []))]
+        folders += [DEFAULT_ROOT / sub / "raw", *map(Path, SYSTEM_FOLDERS.get(dataset, []))]
     return folders
 
 
@@ -194,17 +196,19 @@ def load_idx(dataset: str, data_dir: str | None) -> Dataset:
     )
 
 
-def network_reachable(address=TFDS_DOWNLOAD_HOST, timeout_s: float = 3.0) -> bool:
-    """True if a TCP connection to `address` opens within `timeout_s` seconds."""
-    try:
-        with socket.create_connection(address, timeout=timeout_s):
-            return True
-    except OSError:
-        return False
+def load_download(config: DataConfig, checksums: Mapping[str, str] | None = None) -> Dataset:
+    """Download the dataset's IDX archives into torchvision's layout under `data_dir` (default
+    ./data), each checked against `checksums` (default: those tfds registers), and load them."""
+    root = Path(config.data_dir).expanduser() if config.data_dir else DEFAULT_ROOT
+    folder = root / TORCHVISION_FOLDERS[config.dataset] / "raw"
+    urls = download.mirror_urls(config.dataset, config.mirror)
+    expected = checksums or download.registered_checksums(config.dataset)
+    return load_idx_folder(download.fetch_archives(folder, urls, expected), config.dataset)
 
 
-def load_tfds(dataset: str, data_dir: str | None) -> Dataset:
-    """Load `dataset` through `tfds.data_source`; downloads only when the network answers."""
+def load_tfds(dataset: str, data_dir: str | None, allow_download: bool = True) -> Dataset:
+    """Load `dataset` through `tfds.data_source`; has tfds download it (which needs TensorFlow)
+    only when `allow_download` and tfds's download host answers."""
     import tensorflow_datasets as tfds
 
     _hide_gpus_from_tensorflow()
@@ -213,10 +217,12 @@ def load_tfds(dataset: str, data_dir: str | None) -> Dataset:
         try:
             source = tfds.data_source(dataset, split=split, data_dir=data_dir, download=False)
         except Exception:  # noqa: BLE001 - tfds raises many types for "not prepared here"
-            if not network_reachable():
+            tfds_host = download.MIRRORS[dataset][:1]
+            if not allow_download or not download.answering(tfds_host):
+                why = "downloads are off" if not allow_download else "there is no network"
                 raise DataError(
-                    f"{dataset} is not prepared in the tfds data dir and there is no network to "
-                    "download it; point data_dir at a folder with its IDX files",
+                    f"{dataset} is not prepared in the tfds data dir and {why} to download it; "
+                    "point data_dir at a folder with its IDX files",
                     settings=("data_dir",),
                 ) from None
             try:
@@ -242,20 +248,25 @@ def _hide_gpus_from_tensorflow() -> None:
     tf.config.set_visible_devices([], "GPU")
 
 
-def load_auto(dataset: str, data_dir: str | None) -> Dataset:
-    """Local IDX files first, then tfds (which fails fast when offline)."""
+def load_auto(config: DataConfig, checksums: Mapping[str, str] | None = None) -> Dataset:
+    """Local IDX files, then a prepared tfds dataset, then a download if its host answers."""
+    dataset, data_dir = config.dataset, config.data_dir
     try:
         return load_idx(dataset, data_dir)
     except DataError as idx_error:
         if any(find_idx_file(f, IDX_STEMS["train_images"]) for f in idx_folders(dataset, data_dir)):
             raise  # the files are there but broken: say so rather than hide it behind tfds
-        try:
-            return load_tfds(dataset, data_dir)
-        except DataError as tfds_error:
-            raise DataError(
-                f"{dataset} not found locally ({idx_error}) nor via tfds ({tfds_error})",
-                settings=("data_dir",),
-            ) from None
+        not_found = f"{dataset} not found locally ({idx_error}), not prepared for tfds, and"
+    with contextlib.suppress(DataError):
+        return load_tfds(dataset, data_dir, allow_download=False)
+    if config.no_download:
+        raise DataError(f"{not_found} downloads are off", settings=("data_dir", "no_download"))
+    urls = download.mirror_urls(dataset, config.mirror)
+    if not download.answering(urls):
+        silent = f"no answer from {download.hosts(urls)} within {download.PROBE_TIMEOUT_S:g} s"
+        message = f"{not_found} there is no network to download it ({silent})"
+        raise DataError(message, settings=("data_dir",))
+    return load_download(config, checksums)
 
 
 def subset(data: Dataset, train_limit: int | None, test_limit: int | None) -> Dataset:
@@ -269,10 +280,18 @@ def subset(data: Dataset, train_limit: int | None, test_limit: int | None) -> Da
     )
 
 
-def load_dataset(config: DataConfig) -> Dataset:
-    """Load the dataset that `config` names from its source, cut to its limits."""
-    loaders = {"idx": load_idx, "tfds": load_tfds, "auto": load_auto}
-    data = loaders[config.source](config.dataset, config.data_dir)
+def load_dataset(config: DataConfig, checksums: Mapping[str, str] | None = None) -> Dataset:
+    """Load the dataset that `config` names from its source, cut to its limits.
+
+    `checksums` (archive name -> sha256) replaces the registered ones a download is checked
+    against: for a mirror of other, e.g. hand-made, archives.
+    """
+    if config.source == "idx":
+        data = load_idx(config.dataset, config.data_dir)
+    elif config.source == "tfds":
+        data = load_tfds(config.dataset, config.data_dir, allow_download=not config.no_download)
+    else:
+        data = {"download": load_download, "auto": load_auto}[config.source](config, checksums)
     if len(data.train_labels) == 0 or len(data.test_labels) == 0:
         raise DataError(f"{data.describe()}: a split is empty")
     return subset(data, config.train_limit, config.test_limit)

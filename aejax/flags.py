@@ -18,6 +18,7 @@ from aejax.config import (
     ObjectiveConfig,
     TransferConfig,
 )
+from aejax.download import MIRROR_ENV
 
 
 def flag(parser, owner, name: str, help: str | None = None, **kwargs) -> None:
@@ -30,10 +31,15 @@ def flag(parser, owner, name: str, help: str | None = None, **kwargs) -> None:
 
 
 def add_data_flags(parser: argparse.ArgumentParser, data: DataConfig, limits: bool = True) -> None:
-    """--dataset, --source, --data-dir (and --train-limit, --test-limit)."""
+    """--dataset, --source, --data-dir, --mirror, --no-download (--train-limit, --test-limit)."""
     flag(parser, data, "dataset", choices=DATASETS)
-    flag(parser, data, "source", choices=SOURCES, help="auto: local IDX files, then tfds")
+    auto = "auto: local IDX files, a prepared tfds dataset, then a download"
+    flag(parser, data, "source", choices=SOURCES, help=auto)
     flag(parser, data, "data_dir", help="folder with IDX files (torchvision's ROOT works too)")
+    flag(parser, data, "mirror", help=f"download from this base URL (default: ${MIRROR_ENV})")
+    parser.add_argument(
+        "--no-download", action="store_true", default=data.no_download, help="never download"
+    )
     if limits:
         flag(parser, data, "train_limit", type=int, help="use only the first N training examples")
         flag(parser, data, "test_limit", type=int, help="use only the first N test examples")

@@ -1,5 +1,8 @@
 """Check that a dataset can be loaded: prints where it comes from, or one line why not (exit 2).
 
+With `--source auto` (the default) a dataset found nowhere on this machine is downloaded when its
+host answers, so this also fetches the data ahead of a run.
+
 Example: python scripts/find_data.py --dataset mnist
 """
 

@@ -4,6 +4,7 @@ import pytest
 import tensorflow_datasets as tfds
 
 from aejax import data as data_lib
+from aejax import download
 from aejax.config import DataConfig
 from aejax.data import DeviceData, Split, load_dataset, normalize, read_idx, to_device
 from aejax.errors import DataError
@@ -108,7 +109,7 @@ def test_tfds_source_under_mock_data():
 
 
 def test_auto_offline_without_local_files_fails_with_one_clear_line(tmp_path, monkeypatch):
-    monkeypatch.setattr(data_lib, "network_reachable", lambda *a, **k: False)
+    monkeypatch.setattr(download, "answering", lambda *a, **k: [])
     with pytest.raises(DataError) as info:
         load_dataset(DataConfig(dataset="mnist", source="auto", data_dir=str(tmp_path)))
     message = str(info.value)
