@@ -15,16 +15,15 @@ from typing import Any, ClassVar
 
 from aejax.download import is_http_url
 from aejax.errors import UserError
+from aejax.specs import parse_augment, parse_noise
 
 DATASETS = ("mnist", "fashion_mnist")
 SOURCES = ("auto", "idx", "tfds", "download")
 INITS = ("torch", "lecun")
 DTYPES = ("float32", "bfloat16")
 LOSSES = ("mse", "bce", "vae")
-NOISE_KINDS = ("none", "gaussian", "mask")
 MODES = ("full", "frozen", "discriminative")
 ENCODERS = ("pretrained", "scratch")
-AUGMENT_KINDS = ("none", "latent-mix", "latent-noise", "shift")
 
 
 def _require(condition: bool, message: str, *settings: str) -> None:
@@ -100,24 +99,6 @@ class TrainConfig:
         _require(keep_ok, "keep_checkpoints must be positive", "keep_checkpoints")
 
 
-def parse_noise(spec: str) -> tuple[str, float]:
-    """``"gaussian:0.3"`` -> ``("gaussian", 0.3)``; ``"none"`` -> ``("none", 0.0)``."""
-    kind, _, amount = spec.partition(":")
-    if kind == "none" and not amount:
-        return "none", 0.0
-    usage = f"noise must be none, gaussian:SIGMA or mask:P, got {spec!r}"
-    _require(kind in NOISE_KINDS[1:] and bool(amount), usage, "noise")
-    try:
-        value = float(amount)
-    except ValueError:
-        raise UserError(f"noise amount in {spec!r} is not a number", settings=("noise",)) from None
-    _require(value > 0, f"noise amount must be positive, got {spec!r}", "noise")
-    _require(
-        kind != "mask" or value < 1, f"mask probability must be below 1, got {spec!r}", "noise"
-    )
-    return kind, value
-
-
 @dataclasses.dataclass(frozen=True)
 class ObjectiveConfig:
     """Pretraining objective: reconstruction loss and the corruption applied to inputs only."""
@@ -130,17 +111,6 @@ class ObjectiveConfig:
         _one_of(self.loss, LOSSES, "loss")
         parse_noise(self.noise)
         _require(self.beta >= 0, f"beta must be >= 0, got {self.beta}", "beta")
-
-
-def parse_augment(spec: str) -> tuple[str, int]:
-    """``"latent-mix:2"`` -> ``("latent-mix", 2)``: generated examples per real one (for
-    ``shift:P``, the largest translation in pixels); ``"none"`` -> ``("none", 0)``."""
-    kind, _, amount = spec.partition(":")
-    if kind == "none" and not amount:
-        return "none", 0
-    usage = f"augment must be none, latent-mix:R, latent-noise:R or shift:P, got {spec!r}"
-    _require(kind in AUGMENT_KINDS[1:] and amount.isdigit(), usage, "augment")
-    return kind, int(amount)
 
 
 @dataclasses.dataclass(frozen=True)
