@@ -131,12 +131,16 @@ def run_study(repo: Path, out: Path, data_dir: str) -> dict:
     flags += " --test-limit 1000 --dataset fashion_mnist --no-progress"
     args = [*flags.split(), "--data-dir", data_dir, "--out", str(out)]
     # Checkouts without the vmap timing have no flag to skip it; it produces no digested number.
-    if "--timing-seeds" in _call(repo, "scripts/label_budget.py", "--help"):
+    usage = _call(repo, "scripts/label_budget.py", "--help")
+    if "--timing-seeds" in usage:
         args += ["--timing-seeds", "0"]
+    if "--methods" in usage:  # the four methods every checkout has
+        args += ["--methods", "scratch,pretrained-full,pretrained-discriminative,pretrained-frozen"]
     _call(repo, "scripts/label_budget.py", *args)
     result = json.loads((out / "label_budget.json").read_text())
     cells = [{k: v for k, v in cell.items() if k != "seconds"} for cell in result["cells"]]
-    return {"cells": cells, "pretrain_test_mse": result["pretrain_test_mse"]}
+    mse = result["pretrain_test_loss"]["mse"] if "pretrain_test_loss" in result else None
+    return {"cells": cells, "pretrain_test_mse": result.get("pretrain_test_mse", mse)}
 
 
 def flatten(value, prefix: str = "") -> dict[str, object]:
