@@ -139,13 +139,19 @@ def study(tmp: Path) -> dict:
         pretrain_epochs=1,
         epochs=1,
         min_steps=5,
+        method_names=(
+            "scratch",
+            "pretrained-full",
+            "pretrained-discriminative",
+            "pretrained-frozen",
+        ),
     )
     data = load_dataset(config.data)
     results = {n: run_study(config, data, progress=False, devices=n) for n in (1, 4)}
     return {
         str(n): {
             "devices": r["devices"],
-            "pretrain_test_mse": r["pretrain_test_mse"],
+            "pretrain_test_mse": r["pretrain_test_loss"]["mse"],
             "accuracy": [c["accuracy"] for c in r["cells"]],
             "train_accuracy": [c["train_accuracy"] for c in r["cells"]],
         }

@@ -94,7 +94,7 @@ def test_variant_flags_reach_the_saved_configs(tmp_path):
     }
     assert saved["early_stopping"] == {"val_split": 300, "patience": 1}
     objective = json.loads((tmp_path / "pretrain" / "config.json").read_text())["objective"]
-    assert objective == {"loss": "bce", "noise": "gaussian:0.4"}
+    assert objective == {"loss": "bce", "noise": "gaussian:0.4", "beta": 1.0}
     metrics = json.loads(fine.stdout)
     assert metrics["best_epoch"] in (1, 2) and metrics["num_val"] == 300
     bad = run_script("pretrain", *SMALL_RUN, "--workdir", str(tmp_path / "x"), "--noise", "salt")
