@@ -37,8 +37,10 @@ from aejax.flags import (
     add_device_flags,
     add_finetune_flags,
     add_objective_flags,
+    add_observe_flags,
     flag,
 )
+from aejax.observe import Observe
 
 USER_ERROR_EXIT = 2
 
@@ -57,6 +59,7 @@ def stage_parser(kind: type[StageConfig], description: str) -> argparse.Argument
     flag(parser, model, "dtype", choices=DTYPES, help="dtype of the matmuls")
     parser.add_argument("--overwrite", action="store_true", help=f"discard an earlier {kind.stage}")
     add_device_flags(parser)
+    add_observe_flags(parser)
     add_compile_cache_flags(parser)
     add_common_flags(parser)
     return parser
@@ -215,6 +218,11 @@ def run(main: Callable[[argparse.Namespace], Any], parser: argparse.ArgumentPars
         print(result if isinstance(result, str) else json.dumps(result, indent=2))
     gc.freeze()  # and what the run made: the final collection at exit then has nothing to scan
     return 0
+
+
+def observe(args: argparse.Namespace) -> Observe:
+    """The TensorBoard and profiler choices the flags make."""
+    return Observe(tensorboard=not args.no_tensorboard, profile_dir=args.profile)
 
 
 def progress(args: argparse.Namespace) -> bool:

@@ -103,3 +103,13 @@ def add_finetune_flags(parser: argparse.ArgumentParser) -> None:
         "augment",
         help="add generated examples: latent-mix:R, latent-noise:R (R per real one), shift:P",
     )
+
+
+def add_observe_flags(parser: argparse.ArgumentParser) -> None:
+    """--no-tensorboard and --profile DIR (`aejax.observe`)."""
+    parser.add_argument(
+        "--no-tensorboard", action="store_true", help="no TensorBoard events in STAGE/tensorboard/"
+    )
+    parser.add_argument(
+        "--profile", default=None, help="write a profiler trace of one steady-state epoch here"
+    )

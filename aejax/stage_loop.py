@@ -15,17 +15,16 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import jax
-import numpy as np
 from jax.sharding import Mesh
 from tqdm.auto import tqdm
 
-from aejax import checkpoint, distributed, early_stopping, parallel, plots
-from aejax.config import PretrainConfig, StageConfig
+from aejax import checkpoint, distributed, early_stopping, observe, parallel, plots
+from aejax.config import StageConfig
 from aejax.data import Dataset, DeviceData, Split, to_device
 from aejax.errors import TrainingInterrupted, UserError
 from aejax.interrupt import StopRequest, stop_on_signal
 from aejax.keys import epoch_key
+from aejax.stage_report import final_metrics, summary_line
 from aejax.train import (
     CompiledStage,
     MetricsFn,
@@ -95,6 +94,8 @@ class StageRun:
     validator: early_stopping.Validator | None = None
     mesh: Mesh | None = None
     checkpoint_seconds: list[float] = dataclasses.field(default_factory=list)
+    board: observe.TensorBoardLog | None = None
+    profile_dir: str | None = None  # trace one steady-state epoch there
 
     def train(self, state, stop: StopRequest, progress: bool):
         """Train up to the configured epochs; stops early on a signal or stalled validation."""
@@ -107,10 +108,12 @@ class StageRun:
             disable=not progress,
             dynamic_ncols=True,
         )
+        traced = observe.profile_epoch(len(self.history), self.config.train.epochs)
         for epoch in range(len(self.history), self.config.train.epochs):
             if stop.agreed() or early_stopping.should_stop(self.history, patience):
                 break
-            state = self.train_epoch(state, epoch, progress)
+            with observe.profiling(self.profile_dir if epoch == traced else None):
+                state = self.train_epoch(state, epoch, progress)
             bar.set_postfix(loss=f"{self.history[-1]['train_loss']:.4f}")
             bar.update(1)
         bar.close()
@@ -132,13 +135,16 @@ class StageRun:
         # A copy: the save is asynchronous and the next epoch appends to the history.
         meta = {"history": list(self.history), "config": self.config.to_dict()}
         started = time.perf_counter()
-        self.checkpoints.save(epoch + 1, state, meta, score=score)
+        with observe.region("checkpoint"):
+            self.checkpoints.save(epoch + 1, state, meta, score=score)
         # Time blocked on checkpoints (Orbax waits for the previous save before starting this
         # one); kept apart from `row`, which the asynchronous save may still be serialising.
         self.checkpoint_seconds.append(time.perf_counter() - started)
         write_jsonl(self.config.stage_dir / "metrics.jsonl", self.history)
+        if self.board:
+            self.board.epoch(row, len(self.data.train.labels))
         if progress:
-            tqdm.write(_summary_line(self.config, record, step_losses))
+            tqdm.write(summary_line(self.config, record, step_losses))
         return state
 
     def seconds_per_epoch(self) -> float | None:
@@ -157,9 +163,36 @@ def train_stage(
     task: StageTask,
     progress: bool,
     val: Split | None = None,
+    seen: observe.Observe = observe.DEFAULT,
 ) -> StageResult:
-    """Train `config`'s stage from `start` on `data` (validating on `val`), write its outputs."""
+    """Train `config`'s stage from `start` on `data` (validating on `val`), write its outputs;
+    `seen`: its TensorBoard events and profiler trace (`aejax.observe`)."""
     started = time.perf_counter()
+    _refuse_bad_inputs(config, data, seen)
+    if start.overwrite:
+        remove_stage_outputs(config)
+    stage_dir = prepare_stage_dir(config, start.state)
+    device_data = to_device(data, val, parallel.replicated(start.mesh))
+    checkpoints = checkpoint.StageCheckpoints(
+        stage_dir / "checkpoints", config.train.keep_checkpoints, track_best=val is not None
+    )
+    board = _open_board(config, start.state.params, seen, progress)
+    with checkpoints:
+        run, state = _begin(config, start, task, device_data, checkpoints)
+        run.board, run.profile_dir = board, seen.profile_dir
+        state, best = _train(run, state, progress)
+    metrics = final_metrics(run, data, start)
+    if best is not None:
+        metrics.update(best, num_val=len(val.labels))
+    metrics.update(_write_outputs(run, state, task, data))
+    metrics["wall_s"] = time.perf_counter() - started + start.init_s
+    write_json(stage_dir / "metrics.json", metrics)
+    return StageResult(state, run.history, metrics)
+
+
+def _refuse_bad_inputs(config: StageConfig, data: Dataset, seen: observe.Observe) -> None:
+    """What must hold before anything is removed or written, in every process."""
+    observe.prepare_profile_dir(seen.profile_dir)
     if config.train.batch_size > len(data.train_labels):
         raise UserError(
             f"batch size {config.train.batch_size} exceeds the {len(data.train_labels)} "
@@ -168,28 +201,32 @@ def train_stage(
         )
     distributed.require_shared_workdir(config.workdir)
     distributed.require_same_data(*data.train, *data.test)
-    if start.overwrite:
-        remove_stage_outputs(config)
-    stage_dir = prepare_stage_dir(config, start.state)
-    device_data = to_device(data, val, parallel.replicated(start.mesh))
-    checkpoints = checkpoint.StageCheckpoints(
-        stage_dir / "checkpoints", config.train.keep_checkpoints, track_best=val is not None
-    )
-    with checkpoints:
-        run, state = _begin(config, start, task, device_data, checkpoints)
-        state, best = _train(run, state, progress)
-    metrics = _final_metrics(run, data, start)
-    if best is not None:
-        metrics.update(best, num_val=len(val.labels))
-    figures_started = time.perf_counter()
+
+
+def _open_board(config: StageConfig, params, seen: observe.Observe, progress: bool):
+    """The stage's TensorBoard log (or None), its settings written; the parameter table shown."""
+    if progress and distributed.is_primary():
+        observe.print_summary(params, f"{config.stage}: parameters")
+    board = observe.TensorBoardLog.open(config.stage_dir, seen.tensorboard)
+    if board:
+        board.hyperparameters(config.to_dict(), ["test/loss"])
+    return board
+
+
+def _write_outputs(run: StageRun, state, task: StageTask, data: Dataset) -> dict[str, float]:
+    """Curves and the stage's figures (process 0), TensorBoard's image; what each took."""
+    started, stage_dir, board = time.perf_counter(), run.config.stage_dir, run.board
     if distributed.is_primary():
-        plots.save_curves(run.history, stage_dir / "curves.png", f"{config.stage}: {data.name}")
+        title = f"{run.config.stage}: {data.name}"
+        plots.save_curves(run.history, stage_dir / "curves.png", title)
         if task.figures:
             task.figures(state.params)
-    metrics["figures_s"] = time.perf_counter() - figures_started
-    metrics["wall_s"] = time.perf_counter() - started + start.init_s
-    write_json(stage_dir / "metrics.json", metrics)
-    return StageResult(state, run.history, metrics)
+    spent = {"figures_s": time.perf_counter() - started}
+    if board:
+        board.image("reconstructions", stage_dir / "reconstructions.png", len(run.history))
+        board.close()
+        spent["tensorboard_s"] = board.seconds
+    return spent
 
 
 def _train(run: StageRun, state, progress: bool):
@@ -244,48 +281,3 @@ def _begin(config, start: StageStart, task: StageTask, data: DeviceData, checkpo
         config, compiled, data, checkpoints, history, len(history), validator, start.mesh
     )
     return run, state
-
-
-def _final_metrics(run: StageRun, data: Dataset, start: StageStart) -> dict[str, Any]:
-    config, last = run.config, run.history[-1]
-    seconds = run.seconds_per_epoch()
-    metrics = {
-        "stage": config.stage,
-        "dataset": data.name,
-        "source": data.source,
-        "num_train": len(data.train_labels),
-        "num_test": len(data.test_labels),
-        "epochs": last["epoch"],
-        "batch_size": config.train.batch_size,
-        "lr": config.train.lr,
-        "seed": config.train.seed,
-        "train_loss": last["train_loss"],
-        "test_loss": last["test_loss"],
-        "seconds_per_epoch": seconds,
-        "examples_per_s": len(data.train_labels) / seconds if seconds else None,
-        # Where this process's time went (the rest is data placement, restore, outputs).
-        "init_s": start.init_s,
-        "compile_s": run.compiled.compile_s,
-        "epochs_s": run.total("seconds"),
-        "eval_s": run.total("eval_s"),
-        "checkpoint_s": sum(run.checkpoint_seconds),
-        "epochs_run_now": len(run.history) - run.resumed,
-        "backend": jax.default_backend(),
-    }
-    if isinstance(config, PretrainConfig):  # named after the objective: test_mse or test_bce
-        if config.objective.loss == "vae":  # the ELBO's parts: test_reconstruction, test_kl
-            metrics.update({f"test_{k}": last[f"test_{k}"] for k in ("reconstruction", "kl")})
-        else:
-            metrics[f"test_{config.objective.loss}"] = last["test_loss"]
-    else:
-        metrics["test_accuracy"] = last["test_accuracy"]
-    return metrics
-
-
-def _summary_line(config: StageConfig, record, step_losses: np.ndarray) -> str:
-    test = "  ".join(f"test_{k} {v:.4f}" for k, v in record.test.items() if k != "count")
-    return (
-        f"{config.stage} epoch {record.epoch}/{config.train.epochs}  "
-        f"train_loss {record.train['loss']:.4f} (last step {float(step_losses[-1]):.4f})  "
-        f"{test}  {record.seconds:.2f}s"
-    )

@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from aejax import generation, objectives, plots
+from aejax import generation, objectives, observe, plots
 from aejax.config import FinetuneConfig, PretrainConfig
 from aejax.data import Dataset, load_dataset, normalize
 from aejax.errors import UserError
@@ -55,11 +55,13 @@ def pretrain(
     progress: bool = True,
     overwrite: bool = False,
     devices: int | None = None,
+    seen: observe.Observe = observe.DEFAULT,
 ) -> StageResult:
     """Train the autoencoder (MSE or BCE, optionally denoising), resuming if possible.
 
     `overwrite` discards an earlier run in that folder (only once the data has loaded).
-    `devices` > 1 trains data-parallel over that many devices (`aejax.parallel`).
+    `devices` > 1 trains data-parallel over that many devices (`aejax.parallel`); `seen` asks
+    for TensorBoard events and a profiler trace (`aejax.observe`).
     """
     _require_config(config, PretrainConfig)
     mesh = data_mesh(devices, config.train.batch_size)
@@ -75,7 +77,7 @@ def pretrain(
         objectives.pretraining_metrics(model, config.objective),
         figures=functools.partial(_save_reconstruction_figure, config, model, data=data),
     )
-    return train_stage(config, data, start, task, progress)
+    return train_stage(config, data, start, task, progress, seen=seen)
 
 
 def finetune(
@@ -84,11 +86,13 @@ def finetune(
     progress: bool = True,
     overwrite: bool = False,
     devices: int | None = None,
+    seen: observe.Observe = observe.DEFAULT,
 ) -> StageResult:
     """Train encoder + Dense head with cross-entropy, from the pretrained encoder or scratch.
 
     `overwrite` discards an earlier fine-tuning run (only once data and encoder have loaded).
-    `devices` > 1 trains data-parallel over that many devices (`aejax.parallel`).
+    `devices` > 1 trains data-parallel over that many devices (`aejax.parallel`); `seen` asks
+    for TensorBoard events and a profiler trace (`aejax.observe`).
     """
     _require_config(config, FinetuneConfig)
     mesh = data_mesh(devices, config.train.batch_size)
@@ -115,7 +119,7 @@ def finetune(
     augmentation = _augmentation(config, data)
     start = StageStart(state, resume, overwrite, time.perf_counter() - started, mesh)
     task = StageTask(objectives.classification_metrics(model.apply), augmentation=augmentation)
-    return train_stage(config, data, start, task, progress, val)
+    return train_stage(config, data, start, task, progress, val, seen)
 
 
 def run_pipeline(
@@ -125,6 +129,7 @@ def run_pipeline(
     progress: bool = True,
     overwrite: bool = False,
     devices: int | None = None,
+    seen: observe.Observe = observe.DEFAULT,
 ) -> PipelineResult:
     """Pretrain, transplant, fine-tune in this process, the data loaded once.
 
@@ -136,8 +141,9 @@ def run_pipeline(
     data = data if data is not None else load_dataset(pretrain_config.data)
     # Held across both stages, so no other run can slip in between them.
     with workdir_lock(pretrain_config.workdir), workdir_lock(finetune_config.workdir):
-        first = pretrain(pretrain_config, data, progress, overwrite, devices)
-        return PipelineResult(first, finetune(finetune_config, data, progress, overwrite, devices))
+        first = pretrain(pretrain_config, data, progress, overwrite, devices, seen)
+        second = finetune(finetune_config, data, progress, overwrite, devices, seen)
+        return PipelineResult(first, second)
 
 
 def _augmentation(config: FinetuneConfig, data: Dataset):

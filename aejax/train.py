@@ -207,10 +207,12 @@ def compile_eval(metrics_fn: MetricsFn, params, split: Split, batch_size: int, m
 def run_epoch(compiled: CompiledStage, state, data: DeviceData, key, epoch: int):
     """Train one epoch, then test; metrics reach the host once each. Times training only."""
     start = time.perf_counter()
-    state, step_metrics = compiled.epoch(state, *data.train, key)
-    step_metrics = jax.device_get(step_metrics)
+    with jax.profiler.TraceAnnotation("epoch"):  # named regions of a profiler trace
+        state, step_metrics = compiled.epoch(state, *data.train, key)
+        step_metrics = jax.device_get(step_metrics)
     seconds = time.perf_counter() - start
-    test_metrics = jax.device_get(compiled.evaluate(state.params, *data.test))
+    with jax.profiler.TraceAnnotation("evaluation"):
+        test_metrics = jax.device_get(compiled.evaluate(state.params, *data.test))
     eval_seconds = time.perf_counter() - start - seconds
     train = {k: float(np.mean(v)) for k, v in step_metrics.items()}
     test = {k: float(v) for k, v in test_metrics.items()}

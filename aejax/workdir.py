@@ -24,7 +24,10 @@ STAGE_OUTPUTS = (
     "metrics.jsonl",
     "curves.png",
     "reconstructions.png",
+    "samples.png",
+    "interpolation.png",
 )
+STAGE_FOLDERS = ("checkpoints", "tensorboard")
 
 
 def prepare_stage_dir(config: StageConfig, state=None) -> Path:
@@ -63,7 +66,8 @@ def remove_stage_outputs(config: StageConfig) -> None:
     """Delete a stage's checkpoints and outputs (what overwriting a run means), nothing else."""
     stage_dir = config.stage_dir
     if distributed.is_primary():
-        shutil.rmtree(stage_dir / "checkpoints", ignore_errors=True)
+        for name in STAGE_FOLDERS:
+            shutil.rmtree(stage_dir / name, ignore_errors=True)
         for name in STAGE_OUTPUTS:
             (stage_dir / name).unlink(missing_ok=True)
     distributed.barrier("aejax: earlier outputs removed")

@@ -46,7 +46,8 @@ def main(args) -> dict:
     fine = cli.config_from_args(aejax.FinetuneConfig, args)
     with count_compiles() as compiled:
         progress = cli.progress(args)
-        result = aejax.run_pipeline(pre, fine, data, progress, args.overwrite, args.devices)
+        seen = cli.observe(args)
+        result = aejax.run_pipeline(pre, fine, data, progress, args.overwrite, args.devices, seen)
     record = {
         "dataset": data.name,
         "workdir": args.workdir,

@@ -13,7 +13,11 @@ from aejax import cli
 def main(args) -> dict:
     config = cli.config_from_args(aejax.PretrainConfig, args)
     result = aejax.pretrain(
-        config, progress=cli.progress(args), overwrite=args.overwrite, devices=args.devices
+        config,
+        progress=cli.progress(args),
+        overwrite=args.overwrite,
+        devices=args.devices,
+        seen=cli.observe(args),
     )
     return result.metrics
 

@@ -1,0 +1,86 @@
+"""TensorBoard events, the profiler trace and the parameter table of a stage."""
+
+import gzip
+import json
+
+import jax
+import jax.numpy as jnp
+import pytest
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from aejax import observe
+from aejax.config import ModelConfig
+from aejax.errors import UserError
+from aejax.models import make_autoencoder, make_classifier
+from aejax.stages import pretrain
+from support import tiny_config
+
+
+@pytest.fixture(scope="module")
+def observed_run(tmp_path_factory, small_fashion):
+    """A 3-epoch pretraining with TensorBoard events and a profiled epoch."""
+    workdir = tmp_path_factory.mktemp("observed")
+    seen = observe.Observe(tensorboard=True, profile_dir=str(workdir / "profile"))
+    result = pretrain(tiny_config("pretrain", workdir, epochs=3), small_fashion, False, seen=seen)
+    return workdir, result
+
+
+def test_tensorboard_holds_one_scalar_per_epoch_equal_to_the_metrics(observed_run):
+    workdir, result = observed_run
+    events = EventAccumulator(str(workdir / "pretrain" / "tensorboard"), {"images": 0})
+    events.Reload()
+    rows = [json.loads(line) for line in (workdir / "pretrain" / "metrics.jsonl").open()]
+    for key, tag in [("train_loss", "train/loss"), ("test_loss", "test/loss")]:
+        scalars = events.Scalars(tag)
+        assert [s.step for s in scalars] == [1, 2, 3]
+        assert [s.value for s in scalars] == pytest.approx([r[key] for r in rows], rel=1e-6)
+    seconds = [s.value for s in events.Scalars("time/epoch_s")]
+    assert seconds == pytest.approx([r["seconds"] for r in rows], rel=1e-6)
+    assert events.Tags()["images"] == ["reconstructions"]
+    assert "_hparams_/session_start_info" in events.Tags()["tensors"]
+    assert 0 < result.metrics["tensorboard_s"] < 5
+
+
+def test_the_profile_traces_one_steady_epoch_with_named_regions(observed_run):
+    workdir, _ = observed_run
+    traces = list((workdir / "profile").rglob("perfetto_trace.json.gz"))
+    assert len(traces) == 1  # one epoch traced, not every one
+    trace = json.loads(gzip.decompress(traces[0].read_bytes()))
+    names = {event.get("name") for event in trace["traceEvents"]}
+    assert {"epoch", "evaluation", "checkpoint"} <= names
+    assert observe.profile_epoch(0, 10) == 1 and observe.profile_epoch(4, 5) == 4
+
+
+def test_an_unwritable_tensorboard_folder_is_a_warning_and_training_goes_on(
+    tmp_path, small_fashion
+):
+    (tmp_path / "pretrain").mkdir()
+    (tmp_path / "pretrain" / "tensorboard").write_text("a file where the folder would go")
+    config = tiny_config("pretrain", tmp_path, epochs=1)
+    with pytest.warns(UserWarning, match="TensorBoard events not written"):
+        result = pretrain(config, small_fashion, progress=False)
+    assert result.metrics["epochs"] == 1 and "tensorboard_s" not in result.metrics
+    off = pretrain(config, small_fashion, False, overwrite=True, seen=observe.Observe(False))
+    assert "tensorboard_s" not in off.metrics
+
+
+def test_a_profile_folder_that_cannot_be_made_is_refused_before_training(tmp_path, small_fashion):
+    (tmp_path / "blocker").write_text("")
+    seen = observe.Observe(profile_dir=str(tmp_path / "blocker" / "profile"))
+    with pytest.raises(UserError, match="cannot use .* for the profile") as info:
+        pretrain(tiny_config("pretrain", tmp_path, epochs=1), small_fashion, False, seen=seen)
+    assert info.value.settings == ("profile",)
+    assert not (tmp_path / "pretrain" / "checkpoints").exists()
+
+
+def test_the_parameter_table_counts_the_default_models():
+    x = jnp.zeros((1, 784))
+    autoencoder = make_autoencoder(ModelConfig(), 784)
+    params = jax.eval_shape(autoencoder.init, jax.random.key(0), x)["params"]
+    table = observe.parameter_table(params, "pretrain: parameters")
+    assert "encoder/hidden/kernel" in table and "(784, 128)" in table
+    assert table.splitlines()[-1].split()[-1] == "218,192"  # 784-128-64-128-784 with biases
+    classifier = make_classifier(ModelConfig())
+    params = jax.eval_shape(classifier.init, jax.random.key(0), x)["params"]
+    total = observe.parameter_table(params, "").splitlines()[-1].split()[-1]
+    assert total == f"{784 * 128 + 128 + 128 * 64 + 64 + 64 * 10 + 10:,}"
