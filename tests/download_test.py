@@ -5,6 +5,7 @@ import contextlib
 import gzip
 import hashlib
 import http.server
+import json
 import os
 import signal
 import socket
@@ -340,3 +341,19 @@ def test_the_scripts_refuse_in_one_line_with_exit_2(server, tmp_path, monkeypatc
         "error: source download and no_download exclude each other "
         "(flags: --source, --no-download)\n"
     )
+
+
+def test_the_run_command_downloads_mnist_from_a_mirror_and_trains(server, tmp_path, monkeypatch):
+    """The pipeline on a machine without MNIST but with a (here: loopback) mirror that answers:
+    the archives are downloaded into torchvision's layout, then both stages train on them."""
+    monkeypatch.setattr(download, "registered_checksums", lambda dataset: CHECKSUMS)
+    monkeypatch.setenv(download.MIRROR_ENV, server.serve("", ARCHIVES))
+    tiny = ["--epochs", "1", "--batch-size", "10", "--hidden", "16", "--latent", "8"]
+    where = ["--data-dir", str(tmp_path / "data"), "--workdir", str(tmp_path / "runs")]
+    done = run_script_here("pipeline", *tiny, *where, "--no-progress", "--no-tensorboard")
+    assert done.returncode == 0, done.stderr
+    record = json.loads(done.stdout)
+    assert record["dataset"] == "mnist"
+    assert record["finetune"]["source"] == f"idx:{tmp_path / 'data' / 'MNIST' / 'raw'}"
+    assert record["finetune"]["num_train"] == SIZES["train"] and record["finetune"]["epochs"] == 1
+    assert _files(tmp_path / "data") == sorted(f"MNIST/raw/{n}" for n in download.ARCHIVES)

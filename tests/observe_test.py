@@ -80,6 +80,8 @@ def test_the_parameter_table_counts_the_default_models():
     table = observe.parameter_table(params, "pretrain: parameters")
     assert "encoder/hidden/kernel" in table and "(784, 128)" in table
     assert table.splitlines()[-1].split()[-1] == "218,192"  # 784-128-64-128-784 with biases
+    assert 218_192 == sum(leaf.size for leaf in jax.tree.leaves(params))
+    assert len(table.splitlines()) == 2 + len(jax.tree.leaves(params)) + 1  # one row per leaf
     classifier = make_classifier(ModelConfig())
     params = jax.eval_shape(classifier.init, jax.random.key(0), x)["params"]
     total = observe.parameter_table(params, "").splitlines()[-1].split()[-1]
