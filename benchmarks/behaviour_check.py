@@ -89,7 +89,8 @@ def stage_digest(stage: Path) -> dict:
         "metrics": _clean(json.loads((stage / "metrics.json").read_text())),
         "history": [_clean(json.loads(row)) for row in history if row.strip()],
         "params_sha256": params_sha256(stage / "checkpoints"),
-        "files": sorted(str(p) for p in files if p.parts[0] != "checkpoints"),
+        # Checkpoints are hashed above; TensorBoard event files are named by time, host and pid.
+        "files": sorted(str(p) for p in files if p.parts[0] not in ("checkpoints", "tensorboard")),
     }
 
 
