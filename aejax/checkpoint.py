@@ -1,17 +1,21 @@
 """Orbax checkpoints: one per epoch (full TrainState + JSON metadata) and partial encoder restore.
 
 Each checkpoint step is the number of completed epochs. Orbax writes into a temporary folder and
-renames it on commit, so a run killed mid-save never leaves a checkpoint that looks complete.
+renames it on commit, so a run killed mid-save never leaves a checkpoint that looks complete. Old
+checkpoints, though, are deleted in place: a run killed mid-delete leaves a step folder without
+one of its items, which the next run removes before it opens the folder.
 """
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any
 
 import jax
 import orbax.checkpoint as ocp
 
+from aejax import distributed
 from aejax.errors import CheckpointError
 
 STATE_ITEM = "state"
@@ -37,6 +41,7 @@ class StageCheckpoints:
 
     def __init__(self, directory: str | Path, keep: int = 3, track_best: bool = False):
         self.directory = Path(directory).absolute()
+        remove_partly_deleted(self.directory)
         if track_best:
             policy = ocp.checkpoint_managers.AnyPreservationPolicy(
                 [
@@ -135,6 +140,22 @@ def restore_subtree(directory: str | Path, epoch: int, target: dict[str, Any]) -
     with ocp.CheckpointManager(Path(directory).absolute()) as manager:
         restored = manager.restore(epoch, args=ocp.args.Composite(**{STATE_ITEM: restore}))
     return restored[STATE_ITEM]
+
+
+def partly_deleted(directory: Path) -> list[Path]:
+    """Step folders missing an item: what a kill during Orbax's deletion of an old one leaves."""
+    if not directory.is_dir():
+        return []
+    steps = [p for p in directory.iterdir() if p.is_dir() and p.name.isdigit()]
+    return [p for p in steps if not all((p / item).is_dir() for item in (STATE_ITEM, META_ITEM))]
+
+
+def remove_partly_deleted(directory: Path) -> None:
+    """Finish the deletions a killed run left half done (process 0; the others wait)."""
+    if distributed.is_primary():
+        for step in partly_deleted(directory):
+            shutil.rmtree(step, ignore_errors=True)
+    distributed.barrier("aejax: partly deleted checkpoints removed")
 
 
 def latest_epoch(directory: str | Path) -> int | None:

@@ -1,3 +1,5 @@
+import shutil
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -71,6 +73,22 @@ def test_unfinished_save_is_not_a_checkpoint(tmp_path):
     # What a kill during Orbax's save leaves behind: a temporary folder, never renamed.
     (tmp_path / "ck" / "2.orbax-checkpoint-tmp-123").mkdir()
     assert checkpoint.latest_epoch(tmp_path / "ck") == 1
+
+
+def test_a_half_deleted_old_checkpoint_is_removed_when_the_folder_opens(tmp_path):
+    state = _trained_state()
+    with checkpoint.StageCheckpoints(tmp_path / "ck", keep=3) as ckpt:
+        for epoch in (1, 2):
+            ckpt.save(epoch, state, {"epoch": epoch})
+    # What a kill during Orbax's deletion of an old step (max_to_keep) leaves: one item gone.
+    shutil.rmtree(tmp_path / "ck" / "1" / "meta")
+    assert checkpoint.partly_deleted(tmp_path / "ck") == [tmp_path / "ck" / "1"]
+    with checkpoint.StageCheckpoints(tmp_path / "ck", keep=3) as ckpt:
+        assert ckpt.latest_epoch() == 2
+        ckpt.save(3, state, {"epoch": 3})
+        restored, meta = ckpt.restore(2, state)
+    assert sorted(p.name for p in (tmp_path / "ck").iterdir()) == ["2", "3"]
+    assert meta == {"epoch": 2} and _equal(restored, state)
 
 
 def test_corrupt_checkpoint_gives_a_clear_error(tmp_path):

@@ -100,17 +100,23 @@ def test_kill_9_anywhere_then_rerun_is_bit_identical(reference, tmp_path, trial)
     process.send_signal(signal.SIGKILL)
     process.wait()
     for stage in STAGES[script]:
-        checkpoints_dir = tmp_path / stage / "checkpoints"
-        if checkpoints_dir.exists():  # a step folder appears only once both items are written
-            for step in checkpoints_dir.iterdir():
-                if step.name.isdigit():
-                    assert (step / "state").is_dir() and (step / "meta").is_dir()
+        # A step folder appears only once both items are written; one missing an item is an old
+        # checkpoint whose deletion (Orbax's max_to_keep) the kill interrupted.
+        complete, partial = _steps(tmp_path / stage / "checkpoints")
+        assert all(int(p.name) < max(int(c.name) for c in complete) for p in partial)
     resumed = run_script(script, *_run_args(tmp_path))
     assert resumed.returncode == 0, resumed.stderr
     for stage in STAGES[script]:
         leftovers = [p for p in (tmp_path / stage / "checkpoints").iterdir() if "tmp" in p.name]
-        assert not leftovers
+        assert not leftovers and not _steps(tmp_path / stage / "checkpoints")[1]
     _assert_same_run(work, tmp_path, script)
+
+
+def _steps(checkpoints_dir):
+    """``(complete, partial)`` step folders: with both items, and with one missing."""
+    steps = [p for p in checkpoints_dir.glob("*") if p.name.isdigit()]
+    whole = [p for p in steps if (p / "state").is_dir() and (p / "meta").is_dir()]
+    return whole, [p for p in steps if p not in whole]
 
 
 def test_ctrl_c_checkpoints_then_resumes_identically(reference, tmp_path):
