@@ -139,12 +139,7 @@ def study(tmp: Path) -> dict:
         pretrain_epochs=1,
         epochs=1,
         min_steps=5,
-        method_names=(
-            "scratch",
-            "pretrained-full",
-            "pretrained-discriminative",
-            "pretrained-frozen",
-        ),
+        method_names=("scratch", "pretrained-full"),  # a scratch and a transplanted encoder
     )
     data = load_dataset(config.data)
     results = {n: run_study(config, data, progress=False, devices=n) for n in (1, 4)}
