@@ -104,6 +104,8 @@ def test_two_processes_train_as_one_and_only_process_0_writes(tmp_path):
     names = {p.name for p in (together / "pretrain").iterdir()}
     assert {"config.json", "metrics.json", "metrics.jsonl", "curves.png"} <= names
     assert not [n for n in names if n.endswith(".tmp") or n.startswith(".shared-")]
+    events = list((together / "pretrain" / "tensorboard").iterdir())
+    assert len(events) == 1  # TensorBoard events from process 0 only
     # Restored in one process on one device, the 2-process checkpoint is what was saved, bit for
     # bit: the whole state, and the encoder alone as fine-tuning loads it.
     saved = saved_params(together / "pretrain")
