@@ -220,9 +220,15 @@ def run(main: Callable[[argparse.Namespace], Any], parser: argparse.ArgumentPars
     return 0
 
 
-def observe(args: argparse.Namespace) -> Observe:
-    """The TensorBoard and profiler choices the flags make."""
-    return Observe(tensorboard=not args.no_tensorboard, profile_dir=args.profile)
+def stage_options(args: argparse.Namespace) -> dict[str, Any]:
+    """How a stage (or the pipeline) runs, from the flags: the keyword arguments of
+    `aejax.pretrain`, `aejax.finetune` and `aejax.run_pipeline` besides configs and data."""
+    return {
+        "progress": progress(args),
+        "overwrite": args.overwrite,
+        "devices": args.devices,
+        "seen": Observe(tensorboard=not args.no_tensorboard, profile_dir=args.profile),
+    }
 
 
 def progress(args: argparse.Namespace) -> bool:

@@ -103,9 +103,10 @@ class TensorBoardLog:
 
         if not png.is_file():
             return
-        height, width = _png_size(png.read_bytes())
+        encoded = png.read_bytes()
+        height, width = _png_size(encoded)
         image = summary_pb2.Summary.Image(
-            height=height, width=width, colorspace=4, encoded_image_string=png.read_bytes()
+            height=height, width=width, colorspace=4, encoded_image_string=encoded
         )
         self._write(step, [summary_pb2.Summary.Value(tag=tag, image=image)])
 
@@ -161,11 +162,6 @@ def profiling(profile_dir: str | None):
     if profile_dir is None or not distributed.is_primary():
         return contextlib.nullcontext()
     return jax.profiler.trace(profile_dir, create_perfetto_trace=True)
-
-
-def region(name: str):
-    """A named region of a profiler trace (nearly free when no trace is running)."""
-    return jax.profiler.TraceAnnotation(name)
 
 
 def parameter_table(params, title: str) -> str:

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import jax
 from jax.sharding import Mesh
 from tqdm.auto import tqdm
 
@@ -135,7 +136,7 @@ class StageRun:
         # A copy: the save is asynchronous and the next epoch appends to the history.
         meta = {"history": list(self.history), "config": self.config.to_dict()}
         started = time.perf_counter()
-        with observe.region("checkpoint"):
+        with jax.profiler.TraceAnnotation("checkpoint"):  # a named region of a profile
             self.checkpoints.save(epoch + 1, state, meta, score=score)
         # Time blocked on checkpoints (Orbax waits for the previous save before starting this
         # one); kept apart from `row`, which the asynchronous save may still be serialising.

@@ -20,15 +20,15 @@ from __future__ import annotations
 
 import statistics
 import sys
-import time
 
 import machine
 import results
+from epoch_floor import epoch_runner, measure
 
 VARIANTS = ("none", "latent-mix:1", "latent-noise:1", "shift:2")
 
 
-def epoch_runner(data, device_data, spec: str, batch_size: int):
+def variant_runner(data, device_data, spec: str, batch_size: int):
     """A zero-argument callable that runs one epoch of the `spec` fine-tuning program."""
     import jax
     import optax
@@ -54,28 +54,7 @@ def epoch_runner(data, device_data, spec: str, batch_size: int):
     compiled = compile_stage(
         metrics_fn, state, device_data, batch_size, key, augmentation=augmentation
     ).epoch
-    box = {"state": state, "epoch": 0}
-
-    def run():
-        box["epoch"] += 1
-        epoch_key = jax.random.fold_in(key, box["epoch"])
-        box["state"], metrics = compiled(box["state"], *device_data.train, epoch_key)
-        jax.block_until_ready(metrics)
-
-    return run
-
-
-def measure(runners: dict, rounds: int) -> dict[str, list[float]]:
-    """Seconds per epoch of each variant, one epoch each per round, after one warm-up each."""
-    for run in runners.values():
-        run()
-    seconds = {name: [] for name in runners}
-    for _ in range(rounds):
-        for name, run in runners.items():
-            start = time.perf_counter()
-            run()
-            seconds[name].append(time.perf_counter() - start)
-    return seconds
+    return epoch_runner(compiled, state, device_data.train, key)
 
 
 def table(record: dict) -> str:
@@ -118,7 +97,7 @@ def benchmark(args) -> str:
     )
     data = aejax.load_dataset(config)
     device_data = aejax.to_device(data)
-    runners = {spec: epoch_runner(data, device_data, spec, args.batch_size) for spec in VARIANTS}
+    runners = {spec: variant_runner(data, device_data, spec, args.batch_size) for spec in VARIANTS}
     seconds = measure(runners, args.rounds)
     base = statistics.median(seconds["none"])
     summary = {

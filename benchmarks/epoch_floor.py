@@ -49,15 +49,27 @@ def aejax_epoch(dataset: str, data_dir: str | None, limit: int | None, batch_siz
     key = jax.random.key(1)
     # The same compiled epoch program that aejax.pretrain trains with.
     compiled = compile_stage(metrics_fn, state, device_data, batch_size, key).epoch
+    return (
+        epoch_runner(compiled, state, device_data.train, key),
+        len(data.train_labels),
+        data.input_dim,
+    )
+
+
+def epoch_runner(compiled_epoch, state, train, key):
+    """A zero-argument callable that trains one more epoch with `compiled_epoch` (a compiled
+    `aejax.train` epoch program) and waits for it; each epoch draws its key from `key`."""
+    import jax
+
     box = {"state": state, "epoch": 0}
 
     def run():
         box["epoch"] += 1
         epoch_key = jax.random.fold_in(key, box["epoch"])
-        box["state"], metrics = compiled(box["state"], *device_data.train, epoch_key)
+        box["state"], metrics = compiled_epoch(box["state"], *train, epoch_key)
         jax.block_until_ready(metrics)
 
-    return run, len(data.train_labels), data.input_dim
+    return run
 
 
 def xla_matmuls(layers, steps: int, batch_size: int):

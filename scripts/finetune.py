@@ -12,13 +12,7 @@ from aejax import cli
 
 def main(args) -> dict:
     config = cli.config_from_args(aejax.FinetuneConfig, args)
-    result = aejax.finetune(
-        config,
-        progress=cli.progress(args),
-        overwrite=args.overwrite,
-        devices=args.devices,
-        seen=cli.observe(args),
-    )
+    result = aejax.finetune(config, **cli.stage_options(args))
     return result.metrics
 
 

@@ -45,9 +45,7 @@ def main(args) -> dict:
     pre = cli.config_from_args(aejax.PretrainConfig, args)
     fine = cli.config_from_args(aejax.FinetuneConfig, args)
     with count_compiles() as compiled:
-        progress = cli.progress(args)
-        seen = cli.observe(args)
-        result = aejax.run_pipeline(pre, fine, data, progress, args.overwrite, args.devices, seen)
+        result = aejax.run_pipeline(pre, fine, data, **cli.stage_options(args))
     record = {
         "dataset": data.name,
         "workdir": args.workdir,

@@ -12,13 +12,7 @@ from aejax import cli
 
 def main(args) -> dict:
     config = cli.config_from_args(aejax.PretrainConfig, args)
-    result = aejax.pretrain(
-        config,
-        progress=cli.progress(args),
-        overwrite=args.overwrite,
-        devices=args.devices,
-        seen=cli.observe(args),
-    )
+    result = aejax.pretrain(config, **cli.stage_options(args))
     return result.metrics
 
 

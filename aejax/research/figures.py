@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from aejax import plots
 from aejax.plots import pyplot
 
 STYLES = ("-", "--", ":")  # past ten methods the colours repeat; the line style does not
@@ -62,22 +63,4 @@ def save_latent_scatter(points: np.ndarray, labels: np.ndarray, path: str | Path
 
 def save_reconstruction_grid(rows: dict[str, np.ndarray], path: str | Path, title: str) -> None:
     """One row of images per entry of `rows` (name -> images in [-1, 1]), names on the left."""
-    plt = pyplot()
-    names = list(rows)
-    count = len(rows[names[0]])
-    side = int(round(np.sqrt(rows[names[0]].shape[1])))
-    fig, axes = plt.subplots(
-        len(names), count, figsize=(1.1 * count, 1.2 * len(names) + 0.6), squeeze=False
-    )
-    for r, name in enumerate(names):
-        for c in range(count):
-            ax = axes[r][c]
-            image = np.clip(np.asarray(rows[name][c]), -1, 1).reshape(side, side)
-            ax.imshow(image, cmap="gray", vmin=-1, vmax=1)
-            ax.set_xticks([])
-            ax.set_yticks([])
-        axes[r][0].set_ylabel(name, rotation=0, ha="right", va="center", fontsize=8)
-    fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    plots.save_image_rows(rows, path, title)

@@ -230,10 +230,8 @@ def _train_cells(config, data: Dataset, device_data, start, evaluate, mesh, prog
     cells, pairs = [], [(b, m) for b in config.budgets for m in config.methods()]
     for budget, method in tqdm(pairs, desc="label budget", disable=not progress):
         indices = jnp.asarray(budget_indices(data.train_labels, budget, seeds))
-        cell_started, cell = (
-            time.perf_counter(),
-            Cell(budget, method, parallel.split_seeds(indices, mesh)),
-        )
+        cell_started = time.perf_counter()
+        cell = Cell(budget, method, parallel.split_seeds(indices, mesh))
         scores = finetune_cell(config, device_data, start, cell, evaluate, mesh)
         cells.append(_cell_result(cell, config, *scores))
         cells[-1]["seconds"] = time.perf_counter() - cell_started  # compile + train + test

@@ -54,12 +54,7 @@ def save_generated(examples: dict[str, Any], path: Path, dataset: str) -> None:
     rows = {}
     for c, real in enumerate(examples["real"]):
         parts = [real[None], examples["latent-mix"][c], examples["latent-noise"][c]]
-        rows[f"class {c}"] = normalize_host(np.concatenate(parts))
+        rows[f"class {c}"] = np.concatenate(parts)
     count = len(examples["latent-mix"][0])
     title = f"{dataset}: real | {count} latent-mix | {count} latent-noise (seed 0, 1st budget)"
     plots.save_image_rows(rows, path, title)
-
-
-def normalize_host(images: np.ndarray) -> np.ndarray:
-    """uint8 images -> [-1, 1] floats, on the host (as `aejax.data.normalize` on the device)."""
-    return images.astype(np.float32) / 127.5 - 1.0

@@ -16,7 +16,7 @@ import jax
 
 from aejax import generation, objectives
 from aejax.config import AugmentConfig, ObjectiveConfig, TransferConfig
-from aejax.data import Dataset, DeviceData
+from aejax.data import Dataset, DeviceData, normalize
 from aejax.errors import UserError
 from aejax.models import make_autoencoder
 from aejax.splits import balanced_indices
@@ -124,4 +124,5 @@ def generated_examples(config, data: Dataset, autoencoders):
     make = jax.jit(generation.examples_per_class, static_argnums=(0, 4))
     images, labels = data.train_images[indices], data.train_labels[indices]
     sources, made = make(model, params, images, labels, config.model.num_classes, jax.random.key(0))
-    return jax.device_get({"real": sources, **made})
+    images = {"real": sources, **made}  # uint8 -> [-1, 1], as the figures take them
+    return jax.device_get(jax.tree.map(normalize, images))
