@@ -93,6 +93,20 @@ def test_eval_counts_each_of_1001_examples_exactly_once(small_fashion):
     np.testing.assert_allclose(result["accuracy"], expected_acc, rtol=1e-6)
 
 
+@pytest.mark.parametrize(
+    "make", [make_classifier, lambda c: make_autoencoder(c, 784, variational=True)]
+)
+def test_init_compiled_for_one_run_gives_the_default_compilers_bits(make):
+    model, tx = make(SMALL), optax.adam(1e-3)
+
+    def init(key):
+        return model.init(key, jnp.zeros((1, 784), jnp.float32))["params"]
+
+    fast = create_state(model, 784, tx, jax.random.key(3)).params
+    default = jax.jit(init)(jax.random.key(3))
+    chex.assert_trees_all_equal(fast, default)  # exact, not close
+
+
 def test_training_compiles_once_across_epochs(small_fashion):
     model, state = _classifier_state()
     images, labels = _arrays(small_fashion, 500)

@@ -15,13 +15,14 @@ import numpy as np
 import optax
 
 from aejax.data import Split
-from aejax.train import MetricsFn, TrainState, make_epoch_fn, make_eval_fn
+from aejax.train import MetricsFn, TrainState, compile_once_run, make_epoch_fn, make_eval_fn
 
 
 def init_params(model, input_dim: int, keys):
     """``model.init`` params for each key (as `create_state` draws them), stacked per seed."""
     # One jitted init called per key: vmapping Flax's init over threefry keys compiles ~5x slower.
     init = jax.jit(lambda key: model.init(key, jnp.zeros((1, input_dim), jnp.float32))["params"])
+    init = compile_once_run(init, keys[0])
     return jax.tree.map(lambda *leaves: jnp.stack(leaves), *[init(key) for key in keys])
 
 
