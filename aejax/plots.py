@@ -18,14 +18,36 @@ def pyplot():
     return plt
 
 
+def figure(width: float, height: float):
+    """A matplotlib Figure of that size in inches, drawn by Agg, outside pyplot's global state."""
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height))
+
+
+def margins(fig, left: float, right: float, bottom: float, top: float, between: float = 0.0):
+    """Fixed margins in inches: a run's figures have known contents, so they need no
+    `tight_layout` (a second full draw of the figure, most of its cost)."""
+    width, height = fig.get_size_inches()
+    columns = len(fig.axes)
+    panel = (width - left - right - between * (columns - 1)) / columns
+    fig.subplots_adjust(
+        left=left / width,
+        right=1 - right / width,
+        bottom=bottom / height,
+        top=1 - top / height,
+        wspace=between / panel,
+    )
+
+
 def save_curves(history: list[dict[str, Any]], path: str | Path, title: str) -> None:
     """Train/test loss per epoch (and accuracy, when present) as a PNG."""
-    plt = pyplot()
     epochs = [r["epoch"] for r in history]
     panels = [("loss", "loss")] + (
         [("accuracy", "accuracy")] if "test_accuracy" in history[0] else []
     )
-    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.6), squeeze=False)
+    fig = figure(5 * len(panels), 3.6)
+    axes = fig.subplots(1, len(panels), squeeze=False)
     for ax, (metric, label) in zip(axes[0], panels, strict=True):
         for split in ("train", "test"):
             key = f"{split}_{metric}"
@@ -36,9 +58,8 @@ def save_curves(history: list[dict[str, Any]], path: str | Path, title: str) -> 
         ax.grid(alpha=0.3)
         ax.legend()
     fig.suptitle(title)
-    fig.tight_layout()
+    margins(fig, left=0.8, right=0.2, bottom=0.55, top=0.5, between=0.9)
     fig.savefig(path, dpi=120)
-    plt.close(fig)
 
 
 def save_reconstructions(
@@ -48,9 +69,11 @@ def save_reconstructions(
     save_image_rows({"input": originals, "output": reconstructions}, path, title)
 
 
+PIXEL_INCHES = 0.04  # an image pixel's size on the page: 28 pixels, about 1.1 inches
+
+
 def save_image_rows(rows: dict[str, np.ndarray], path: str | Path, title: str) -> None:
     """One row of flattened square images in [-1, 1] per entry, named on the left."""
-    plt = pyplot()
     images = list(rows.values())
     side = int(round(np.sqrt(images[0].shape[1])))
     tiles = [tile_row(row, side) for row in images]
@@ -58,15 +81,19 @@ def save_image_rows(rows: dict[str, np.ndarray], path: str | Path, title: str) -
     gap = np.full((2, width), np.nan)  # NaN pixels stay blank
     grid = [np.pad(t, ((0, 0), (0, width - t.shape[1])), constant_values=np.nan) for t in tiles]
     grid = np.concatenate([part for t in grid for part in (t, gap)][:-1])
-    # One image, not one axes per digit: drawing 20 axes costs ten times as long.
-    columns = max(len(row) for row in images)
-    fig, ax = plt.subplots(figsize=(1.2 * columns, 1.4 * len(rows) + 0.8))
+    # One image, not one axes per digit: drawing 20 axes costs ten times as long. The figure is
+    # sized to the image, with room for the row names and the title.
+    left, top, edge = 1.2, 0.45, 0.1
+    fig = figure(
+        grid.shape[1] * PIXEL_INCHES + left + edge, grid.shape[0] * PIXEL_INCHES + top + edge
+    )
+    ax = fig.subplots()
+    margins(fig, left=left, right=edge, bottom=edge, top=top)
     ax.imshow(grid, cmap="gray", vmin=-1, vmax=1)
     ax.set_xticks([])
     ax.set_yticks([side / 2 + r * (side + 2) for r in range(len(rows))], list(rows))
     ax.set_title(title)
-    fig.savefig(path, dpi=120, bbox_inches="tight")
-    plt.close(fig)
+    fig.savefig(path, dpi=120)
 
 
 def tile_row(images: np.ndarray, side: int, gap: int = 2) -> np.ndarray:
