@@ -22,10 +22,15 @@ BACKEND_COMPILE = "/jax/core/compile/backend_compile_duration"
 CACHE_HIT = "/jax/compilation_cache/cache_hits"
 
 
+def user_cache_dir() -> Path:
+    """``$XDG_CACHE_HOME/aejax``, or ``~/.cache/aejax``: what aejax keeps between runs."""
+    root = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(root) / "aejax"
+
+
 def default_dir() -> Path:
     """``$XDG_CACHE_HOME/aejax/jax``, or ``~/.cache/aejax/jax``."""
-    root = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(root) / "aejax" / "jax"
+    return user_cache_dir() / "jax"
 
 
 def enable(directory: str | os.PathLike) -> Path | None:

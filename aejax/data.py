@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from aejax import download
+from aejax import download, idx_cache
 from aejax.config import DataConfig
 from aejax.errors import DataError
 
@@ -160,7 +160,7 @@ def load_idx_folder(folder: Path, dataset: str) -> Dataset:
         path = find_idx_file(folder, stem)
         if path is None:
             raise DataError(f"{folder} has no {stem}[.gz]; expected the four MNIST-style IDX files")
-        arrays[key] = read_idx(path)
+        arrays[key] = idx_cache.cached(path, read_idx)  # gzipped ones kept decompressed
     for split in ("train", "test"):
         images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
         if images.ndim != 3 or labels.ndim != 1:
