@@ -18,6 +18,8 @@ from pathlib import Path
 
 import jax
 
+from aejax import program_cache
+
 BACKEND_COMPILE = "/jax/core/compile/backend_compile_duration"
 CACHE_HIT = "/jax/compilation_cache/cache_hits"
 
@@ -48,6 +50,7 @@ def enable(directory: str | os.PathLike) -> Path | None:
         )
         return None
     jax.config.update("jax_compilation_cache_dir", str(path))
+    program_cache.enable(path / "exported")  # lowered programs, beside the compiled ones
     # The programs here compile in well under JAX's default 1 s threshold: cache them all.
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)

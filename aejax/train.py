@@ -20,7 +20,7 @@ import numpy as np
 import optax
 from flax.training import train_state
 
-from aejax import parallel
+from aejax import parallel, program_cache
 from aejax.data import DeviceData, Split
 from aejax.errors import TrainingDivergedError
 
@@ -39,7 +39,7 @@ def create_state(
         return initial_state(model.apply, params, tx)
 
     # Run eagerly, Flax's init would compile dozens of single-op programs; jitted it is one.
-    return compile_once_run(parallel.jit_onto(init, mesh), key)(key)
+    return compile_on(init, (key,), mesh, options=ONCE_RUN_OPTIONS)(key)
 
 
 # A program that runs once per stage (parameter init) is dominated by its compile time. At XLA's
@@ -51,6 +51,15 @@ ONCE_RUN_OPTIONS = {"xla_backend_optimization_level": 1}
 def compile_once_run(jitted, *args):
     """`jitted` (a `jax.jit` function) compiled for `args` with `ONCE_RUN_OPTIONS`."""
     return jitted.lower(*args).compile(ONCE_RUN_OPTIONS)
+
+
+def compile_on(fn, args: tuple, mesh=None, donate_argnums=(), options=None):
+    """`fn` compiled ahead of time for `args` (replicated results on a device `mesh`). On one
+    device, a warm run loads its lowered module instead of lowering it (`aejax.program_cache`)."""
+    if mesh is None:
+        return program_cache.compile_program(fn, args, donate_argnums, options)
+    jitted = parallel.jit_onto(fn, mesh, donate_argnums=donate_argnums)
+    return jitted.lower(*args).compile(options)
 
 
 def initial_state(apply_fn, params, tx: optax.GradientTransformation) -> TrainState:
@@ -195,9 +204,8 @@ def compile_stage(
     start = time.perf_counter()
     augment, generator = augmentation or (None, None)
     epoch_fn = make_epoch_fn(metrics_fn, len(data.train.labels), batch_size, mesh, augment)
-    epoch = parallel.jit_onto(epoch_fn, mesh, donate_argnums=0)
     extra = () if augment is None else (None, generator)  # no indices; the generator
-    epoch = epoch.lower(state, *data.train, key, *extra).compile()
+    epoch = compile_on(epoch_fn, (state, *data.train, key, *extra), mesh, donate_argnums=(0,))
     evaluate = compile_eval(metrics_fn, state.params, data.test, batch_size, mesh)
     return CompiledStage(_called_plainly(epoch, extra), evaluate, time.perf_counter() - start)
 
@@ -212,7 +220,7 @@ def _called_plainly(epoch, extra: tuple):
 def compile_eval(metrics_fn: MetricsFn, params, split: Split, batch_size: int, mesh=None):
     """The evaluation program for `split`, compiled ahead of time."""
     eval_fn = make_eval_fn(metrics_fn, len(split.labels), batch_size, mesh)
-    return parallel.jit_onto(eval_fn, mesh).lower(params, *split).compile()
+    return compile_on(eval_fn, (params, *split), mesh)
 
 
 def run_epoch(compiled: CompiledStage, state, data: DeviceData, key, epoch: int):

@@ -1,0 +1,80 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from aejax import program_cache
+
+
+@pytest.fixture
+def kept(tmp_path, monkeypatch):
+    monkeypatch.setattr(program_cache, "_directory", tmp_path / "exported")
+    return tmp_path / "exported"
+
+
+def step(scale):
+    def fn(state, x, key):
+        noise = jax.random.normal(key, x.shape)
+        return {"w": state["w"] * scale + x @ x.T, "n": state["n"] + 1}, jnp.sum(noise)
+
+    return fn
+
+
+ARGS = ({"w": jnp.ones((4, 4)), "n": jnp.zeros((), jnp.int32)}, jnp.arange(16.0).reshape(4, 4))
+
+
+def run(program):
+    state = jax.tree.map(jnp.copy, ARGS[0])
+    return jax.device_get(program(state, ARGS[1], jax.random.key(7)))
+
+
+def test_a_kept_program_is_loaded_and_computes_what_jit_does(kept, monkeypatch):
+    first = program_cache.compile_program(step(0.5), (*ARGS, jax.random.key(0)))
+    assert len(list(kept.iterdir())) == 1
+
+    def no_export(*_, **__):
+        raise AssertionError("lowered again although the program was kept")
+
+    monkeypatch.setattr(jax.export, "export", no_export)
+    again = program_cache.compile_program(step(0.5), (*ARGS, jax.random.key(0)))
+    expected = jax.device_get(jax.jit(step(0.5))(*ARGS, jax.random.key(7)))
+    for program in (first, again):
+        jax.tree.map(np.testing.assert_array_equal, run(program), expected)
+
+
+def test_a_changed_program_or_jax_version_gets_its_own_entry(kept, monkeypatch):
+    program_cache.compile_program(step(0.5), (*ARGS, jax.random.key(0)))
+    changed = program_cache.compile_program(step(0.25), (*ARGS, jax.random.key(0)))
+    expected = jax.device_get(jax.jit(step(0.25))(*ARGS, jax.random.key(7)))
+    jax.tree.map(np.testing.assert_array_equal, run(changed), expected)
+    monkeypatch.setattr(jax, "__version__", "0.0.0")
+    program_cache.compile_program(step(0.25), (*ARGS, jax.random.key(0)))
+    wider = ({"w": jnp.ones((4, 4)), "n": jnp.zeros((), jnp.int32)}, jnp.ones((4, 8)))
+    program_cache.compile_program(step(0.25), (*wider, jax.random.key(0)))
+    assert len(list(kept.iterdir())) == 4
+
+
+def test_a_damaged_entry_is_named_and_lowered_afresh(kept, capsys):
+    program_cache.compile_program(step(0.5), (*ARGS, jax.random.key(0)))
+    (entry,) = kept.iterdir()
+    entry.write_bytes(entry.read_bytes()[:100])
+    program = program_cache.compile_program(step(0.5), (*ARGS, jax.random.key(0)))
+    assert "unreadable" in capsys.readouterr().err
+    expected = jax.device_get(jax.jit(step(0.5))(*ARGS, jax.random.key(7)))
+    jax.tree.map(np.testing.assert_array_equal, run(program), expected)
+    assert len(entry.read_bytes()) > 100  # rewritten whole
+
+
+def test_donated_arguments_are_donated(kept):
+    program = program_cache.compile_program(step(0.5), (*ARGS, jax.random.key(0)), (0,))
+    state = jax.tree.map(jnp.copy, ARGS[0])
+    program(state, ARGS[1], jax.random.key(1))
+    assert state["w"].is_deleted()
+
+
+def test_an_unwritable_folder_still_compiles(tmp_path, monkeypatch):
+    (tmp_path / "file").write_text("")
+    monkeypatch.setattr(program_cache, "_directory", tmp_path / "file" / "exported")
+    program = program_cache.compile_program(step(0.5), (*ARGS, jax.random.key(0)))
+    expected = jax.device_get(jax.jit(step(0.5))(*ARGS, jax.random.key(7)))
+    jax.tree.map(np.testing.assert_array_equal, run(program), expected)
