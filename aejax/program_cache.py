@@ -46,19 +46,23 @@ def compile_program(
 ):
     """``jax.jit(fn, donate_argnums)`` compiled for `args` (XLA `options`, if any), lowered from
     the kept module when there is one. Called with arguments shaped like `args`."""
-    jitted = jax.jit(fn, donate_argnums=donate_argnums)
     if _directory is None:
-        return jitted.lower(*args).compile(options)
-    traced = jitted.trace(*args)
-    flat, in_tree = jax.tree.flatten(args)
+        return jax.jit(fn, donate_argnums=donate_argnums).lower(*args).compile(options)
+    flat_args, in_tree = jax.tree.flatten(args)
+    out_trees = []
+    # On flat arguments and results, a module jax.export can serialize whatever the Python types
+    # around the arrays (e.g. a TrainState holding its optimizer); tracing records the results'
+    # structure.
+    jitted = jax.jit(_flat_fn(fn, in_tree, out_trees))
+    traced = jitted.trace(*flat_args)
     donated = _donated_leaves(args, donate_argnums)
-    path = _directory / f"{program_key(traced, flat, donated)}.exported"
+    path = _directory / f"{program_key(traced, flat_args, donated)}.exported"
     exported = _load(path)
     if exported is None:
-        exported = jax.export.export(jax.jit(_flat_fn(fn, in_tree)))(*flat)
+        exported = jax.export.export(jitted)(*flat_args)  # the trace above, lowered
         _store(path, exported.serialize())
-    call = jax.jit(exported.call, donate_argnums=donated).lower(*flat).compile(options)
-    out_tree = jax.tree.structure(traced.out_info)
+    call = jax.jit(exported.call, donate_argnums=donated).lower(*flat_args).compile(options)
+    out_tree = out_trees[0]
 
     def program(*args):
         return jax.tree.unflatten(out_tree, call(*jax.tree.leaves(args)))
@@ -103,12 +107,13 @@ def _donated_leaves(args: tuple, donate_argnums: tuple[int, ...]) -> tuple[int, 
     return tuple(donated)
 
 
-def _flat_fn(fn: Callable, in_tree) -> Callable:
-    """`fn` on flattened arguments and results: a module `jax.export` can serialize whatever
-    the Python types around the arrays (e.g. a TrainState holding its optimizer)."""
+def _flat_fn(fn: Callable, in_tree, out_trees: list) -> Callable:
+    """`fn` on flattened arguments and results; appends its results' structure to `out_trees`."""
 
     def flat(*leaves):
-        return jax.tree.leaves(fn(*jax.tree.unflatten(in_tree, leaves)))
+        results, out_tree = jax.tree.flatten(fn(*jax.tree.unflatten(in_tree, leaves)))
+        out_trees.append(out_tree)
+        return results
 
     return flat
 
