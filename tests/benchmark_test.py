@@ -230,3 +230,25 @@ def test_time_to_result_rounds_put_the_cold_run_first():
     assert all(order[0] == "aejax-cold" and sorted(order) == sorted(ttr.CONTENDERS)
                for _, _, order in plan)  # fmt: skip
     assert plan[0][2][1:] != plan[1][2][1:]  # the others rotate
+
+
+def test_run_command_times_the_readme_command_against_its_epochs(tmp_path):
+    import run_command
+
+    tiny = ["--source", "idx", "--hidden", "32", "--latent", "16", "--train-limit", "300"]
+    tiny += ["--test-limit", "100", "--epochs", "2"]
+    args = ["--data-dir", str(SUBSET_DIR), "--results-dir", str(tmp_path), "--name", "rc"]
+    assert run_command.main([*args, "--runs", "1", "--", *tiny]) == 0
+    record = json.loads((tmp_path / "rc.json").read_text())
+    (run,) = record["runs"]
+    assert run["wall_s"] > run["steady_epochs_s"] > 0
+    assert record["warm_median"]["wall_over_steady_epochs"] == run["wall_over_steady_epochs"]
+    assert 0.1 < run["test_accuracy"] <= 1.0 and run["programs"] == 10
+    assert "| 0 |" in (tmp_path / "rc.md").read_text()
+
+
+def test_run_command_refuses_zero_runs(tmp_path, capsys):
+    import run_command
+
+    assert run_command.main(["--runs", "0", "--results-dir", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.count("\n") == 1
