@@ -1,4 +1,4 @@
-"""The README run command as a user times it: `bash scripts/run_pipeline.sh`, whole, again and again.
+"""The README run command as a user times it: `bash scripts/run_pipeline.sh`, whole, repeatedly.
 
     python benchmarks/run_command.py --dataset fashion_mnist \\
         --data-dir /usr/share/datasets/fashion-mnist --runs 4 [-- more pipeline flags]
@@ -81,7 +81,7 @@ def benchmark(args) -> str:
 
 def markdown(record: dict) -> str:
     lines = [
-        "| run | wall s | Σ steady-state epochs s | wall / Σ epochs | programs compiled | accuracy |",
+        "| run | wall s | Σ steady-state epochs s | wall / Σ epochs | compiled | accuracy |",
         "|---|---:|---:|---:|---:|---:|",
     ]
     for i, r in enumerate(record["runs"]):
