@@ -16,7 +16,7 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
-from aejax import compile_cache, distributed
+from aejax import compile_cache, distributed, figure_worker
 from aejax.config import (
     DATASETS,
     DTYPES,
@@ -181,18 +181,19 @@ PARSERS: dict[str, Callable[[], argparse.ArgumentParser]] = {
 }
 
 
-def run(main: Callable[[argparse.Namespace], Any], parser: argparse.ArgumentParser, argv=None):
+def run(
+    main: Callable[[argparse.Namespace], Any],
+    parser: argparse.ArgumentParser,
+    argv=None,
+    draw_aside: bool = False,
+):
     """Parse flags, run `main`, print what it returns (a dict as JSON); return the exit status.
 
-    A UserError becomes one line on stderr naming the flags that fix it, and status 2.
+    A UserError becomes one line on stderr naming the flags that fix it, and status 2. With
+    `draw_aside`, figures are drawn by a helper process (`aejax.figure_worker`).
     """
     args = parser.parse_args(argv)
-    if not args.debug:  # Orbax and tfds log routine warnings through absl; errors still show
-        from absl import logging as absl_logging
-
-        absl_logging.set_verbosity(absl_logging.ERROR)
-    if hasattr(args, "no_compile_cache") and not args.no_compile_cache:
-        compile_cache.enable(args.compile_cache or compile_cache.default_dir())
+    _prepare(args)
     # What the imports made (JAX, Flax, Orbax: ~140 000 GC-tracked objects) lives as long as the
     # process; frozen, Python's cyclic GC stops re-scanning it during tracing and at exit.
     gc.freeze()
@@ -202,7 +203,8 @@ def run(main: Callable[[argparse.Namespace], Any], parser: argparse.ArgumentPars
             flags = ("coordinator", "num_processes", "process_id")
             cluster = distributed.Cluster(*(getattr(args, f, None) for f in flags))
             distributed.initialize(cluster)  # before anything runs on a device
-            result = main(args)
+            with figure_worker.drawing_aside(draw_aside and distributed.is_primary()):
+                result = main(args)
     except UserError as err:
         if args.debug:
             raise
@@ -218,6 +220,16 @@ def run(main: Callable[[argparse.Namespace], Any], parser: argparse.ArgumentPars
         print(result if isinstance(result, str) else json.dumps(result, indent=2))
     gc.freeze()  # and what the run made: the final collection at exit then has nothing to scan
     return 0
+
+
+def _prepare(args: argparse.Namespace) -> None:
+    """Quiet logs (without --debug) and the compile cache (unless --no-compile-cache)."""
+    if not args.debug:  # Orbax and tfds log routine warnings through absl; errors still show
+        from absl import logging as absl_logging
+
+        absl_logging.set_verbosity(absl_logging.ERROR)
+    if hasattr(args, "no_compile_cache") and not args.no_compile_cache:
+        compile_cache.enable(args.compile_cache or compile_cache.default_dir())
 
 
 def stage_options(args: argparse.Namespace) -> dict[str, Any]:

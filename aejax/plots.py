@@ -40,8 +40,30 @@ def margins(fig, left: float, right: float, bottom: float, top: float, between: 
     )
 
 
+# The helper process drawing this process's figures while `aejax.figure_worker.drawing_aside`
+# is on; None: figures are drawn here, when asked for.
+_aside = None
+
+
+def _draw(draw, *args) -> None:
+    if _aside is None:
+        draw(*args)
+    else:
+        _aside.draw(draw.__name__, *args)
+
+
+def wait_for_figures(path: str | Path | None = None) -> None:
+    """Return once the figure `path` (None: every figure asked for so far) is written."""
+    if _aside is not None:
+        _aside.wait(path)
+
+
 def save_curves(history: list[dict[str, Any]], path: str | Path, title: str) -> None:
     """Train/test loss per epoch (and accuracy, when present) as a PNG."""
+    _draw(draw_curves, history, path, title)
+
+
+def draw_curves(history: list[dict[str, Any]], path: str | Path, title: str) -> None:
     epochs = [r["epoch"] for r in history]
     panels = [("loss", "loss")] + (
         [("accuracy", "accuracy")] if "test_accuracy" in history[0] else []
@@ -74,6 +96,10 @@ PIXEL_INCHES = 0.04  # an image pixel's size on the page: 28 pixels, about 1.1 i
 
 def save_image_rows(rows: dict[str, np.ndarray], path: str | Path, title: str) -> None:
     """One row of flattened square images in [-1, 1] per entry, named on the left."""
+    _draw(draw_image_rows, {name: np.asarray(row) for name, row in rows.items()}, path, title)
+
+
+def draw_image_rows(rows: dict[str, np.ndarray], path: str | Path, title: str) -> None:
     images = list(rows.values())
     side = int(round(np.sqrt(images[0].shape[1])))
     tiles = [tile_row(row, side) for row in images]

@@ -12,7 +12,8 @@ into ``exported/`` inside the compilation cache folder, keyed on everything lowe
 A later run still traces (so a changed model, config or code gives a new key, never a stale
 program), then loads the module and lowers only a call of it. The program XLA compiles is the
 same either way: a run that exported it and a run that loaded it share the compiled entry.
-An entry that cannot be read gives one warning line and the program is lowered afresh.
+An entry that cannot be read gives one warning line and the program is lowered afresh; a
+program `jax.export` cannot serialize (e.g. one with host callbacks) is compiled as usual.
 """
 
 from __future__ import annotations
@@ -59,7 +60,10 @@ def compile_program(
     path = _directory / f"{program_key(traced, flat_args, donated)}.exported"
     exported = _load(path)
     if exported is None:
-        exported = jax.export.export(jitted)(*flat_args)  # the trace above, lowered
+        try:
+            exported = jax.export.export(jitted)(*flat_args)  # the trace above, lowered
+        except Exception:  # noqa: BLE001 - e.g. host callbacks, which jax.export refuses
+            return jax.jit(fn, donate_argnums=donate_argnums).lower(*args).compile(options)
         _store(path, exported.serialize())
     call = jax.jit(exported.call, donate_argnums=donated).lower(*flat_args).compile(options)
     out_tree = out_trees[0]

@@ -224,6 +224,7 @@ def _write_outputs(run: StageRun, state, task: StageTask, data: Dataset) -> dict
             task.figures(state.params)
     spent = {"figures_s": time.perf_counter() - started}
     if board:
+        plots.wait_for_figures(stage_dir / "reconstructions.png")  # when drawn aside
         board.image("reconstructions", stage_dir / "reconstructions.png", len(run.history))
         board.close()
         spent["tensorboard_s"] = board.seconds

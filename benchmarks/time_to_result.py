@@ -86,6 +86,7 @@ def run_one(args, name: str, epochs: int, scratch: Path, cache: Path) -> dict:
 def _aejax_row(record: dict, spawned: float) -> dict:
     stages = [record["pretrain"], record["finetune"]]
     phases = {p: sum(s[p] for s in stages) for p in PHASES}
+    phases["figures_s"] += record.get("figures_wait_s", 0.0)  # figures drawn aside, waited for
     return {
         "steady_epochs_s": sum(s["seconds_per_epoch"] * s["epochs_run_now"] for s in stages),
         "accuracy": record["finetune"]["test_accuracy"],

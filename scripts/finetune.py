@@ -17,4 +17,4 @@ def main(args) -> dict:
 
 
 if __name__ == "__main__":
-    sys.exit(cli.run(main, cli.finetune_parser()))
+    sys.exit(cli.run(main, cli.finetune_parser(), draw_aside=True))

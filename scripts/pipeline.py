@@ -15,7 +15,7 @@ STARTED_AT = time.time()  # the same moment on the wall clock, for whoever launc
 import sys  # noqa: E402
 
 import aejax  # noqa: E402
-from aejax import cli  # noqa: E402
+from aejax import cli, plots  # noqa: E402
 from aejax.compile_cache import count_compiles  # noqa: E402
 from aejax.errors import DataError  # noqa: E402
 from aejax.workdir import write_json  # noqa: E402
@@ -46,12 +46,15 @@ def main(args) -> dict:
     fine = cli.config_from_args(aejax.FinetuneConfig, args)
     with count_compiles() as compiled:
         result = aejax.run_pipeline(pre, fine, data, **cli.stage_options(args))
+    waited = time.perf_counter()
+    plots.wait_for_figures()  # the last ones, drawn aside while the run finished
     record = {
         "dataset": data.name,
         "workdir": args.workdir,
         "started_at": STARTED_AT,
         "imports_s": IMPORTS_S,
         "data_s": data_s,
+        "figures_wait_s": time.perf_counter() - waited,  # besides each stage's figures_s
         "process_s": time.perf_counter() - STARTED,  # from before the imports to here
         "programs": compiled.requests,  # XLA programs the run needed
         "compiled": compiled.compiled,  # of which compiled afresh, not found in the compile cache
@@ -63,4 +66,4 @@ def main(args) -> dict:
 
 
 if __name__ == "__main__":
-    sys.exit(cli.run(main, cli.pipeline_parser()))
+    sys.exit(cli.run(main, cli.pipeline_parser(), draw_aside=True))

@@ -78,3 +78,16 @@ def test_an_unwritable_folder_still_compiles(tmp_path, monkeypatch):
     program = program_cache.compile_program(step(0.5), (*ARGS, jax.random.key(0)))
     expected = jax.device_get(jax.jit(step(0.5))(*ARGS, jax.random.key(7)))
     jax.tree.map(np.testing.assert_array_equal, run(program), expected)
+
+
+def test_a_program_jax_export_refuses_is_compiled_as_usual(kept):
+    seen = []
+
+    def with_callback(state, x, key):
+        jax.debug.callback(lambda n: seen.append(int(n)), state["n"])
+        return step(0.5)(state, x, key)
+
+    program = program_cache.compile_program(with_callback, (*ARGS, jax.random.key(0)))
+    expected = jax.device_get(jax.jit(step(0.5))(*ARGS, jax.random.key(7)))
+    jax.tree.map(np.testing.assert_array_equal, run(program), expected)
+    assert seen == [0] and not list(kept.glob("*.exported"))
