@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import io
+import os
 import pickle
 import signal
 import subprocess
@@ -97,6 +98,9 @@ def drawing_aside(enabled: bool = True) -> Iterator[None]:
 def _serve() -> None:
     """The helper: draw each figure read from stdin, answer ``(ok, message)`` on stdout."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the run's process decides when to stop
+    # Lowest CPU priority: the helper draws on cores the run leaves idle, not on the run's own.
+    with contextlib.suppress(AttributeError, OSError):
+        os.nice(19)
     spec = importlib.util.spec_from_file_location("plots", Path(__file__).with_name("plots.py"))
     drawing = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(drawing)
