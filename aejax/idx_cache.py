@@ -9,15 +9,15 @@ source, and a folder that cannot be written to leaves every run reading the sour
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import os
+import io
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 from aejax.compile_cache import user_cache_dir
+from aejax.workdir import write_whole
 
 
 def cache_dir() -> Path:
@@ -46,18 +46,7 @@ def cached(source: Path, read: Callable[[Path], np.ndarray]) -> np.ndarray:
     except (OSError, ValueError, EOFError):
         pass  # no copy yet, or an unreadable one: read the source (and replace the copy)
     array = read(source)
-    _write(copy, array)
+    saved = io.BytesIO()
+    np.save(saved, array, allow_pickle=False)
+    write_whole(copy, saved.getvalue())
     return array
-
-
-def _write(copy: Path, array: np.ndarray) -> None:
-    """Write `array` to `copy` whole or not at all (a reader never sees half a file)."""
-    partial = copy.with_name(f".{copy.name}.{os.getpid()}")
-    try:
-        copy.parent.mkdir(parents=True, exist_ok=True)
-        with open(partial, "wb") as f:
-            np.save(f, array, allow_pickle=False)
-        os.replace(partial, copy)
-    except OSError:  # a read-only or full cache: the run reads the source
-        with contextlib.suppress(OSError):
-            partial.unlink()

@@ -18,9 +18,7 @@ program `jax.export` cannot serialize (e.g. one with host callbacks) is compiled
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import os
 import platform
 import sys
 from collections.abc import Callable
@@ -30,6 +28,8 @@ from typing import Any
 import jax
 import jaxlib
 import numpy as np
+
+from aejax.workdir import write_whole
 
 FORMAT = 1  # of the entries here; a change gives every program a new key
 
@@ -64,7 +64,7 @@ def compile_program(
             exported = jax.export.export(jitted)(*flat_args)  # the trace above, lowered
         except Exception:  # noqa: BLE001 - e.g. host callbacks, which jax.export refuses
             return jax.jit(fn, donate_argnums=donate_argnums).lower(*args).compile(options)
-        _store(path, exported.serialize())
+        write_whole(path, bytes(exported.serialize()))
     call = jax.jit(exported.call, donate_argnums=donated).lower(*flat_args).compile(options)
     out_tree = out_trees[0]
 
@@ -136,15 +136,3 @@ def _load(path: Path):
             file=sys.stderr,
         )
         return None
-
-
-def _store(path: Path, blob: bytes | bytearray) -> None:
-    """Write `blob` whole or not at all; a folder that cannot be written is not used."""
-    partial = path.with_name(f".{path.name}.{os.getpid()}")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial.write_bytes(bytes(blob))
-        os.replace(partial, path)
-    except OSError:
-        with contextlib.suppress(OSError):
-            partial.unlink()

@@ -5,6 +5,7 @@ Files are written through a temporary name and renamed, so a crash never leaves 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -102,6 +103,22 @@ def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
 
 def write_json(path: Path, value: dict[str, Any]) -> None:
     write_text(path, json.dumps(value, indent=2) + "\n")
+
+
+def write_whole(path: Path, data: bytes) -> bool:
+    """`data` into `path` whole or not at all, in any process (a cache's entry: every process
+    may make it, and readers never see half a file). False, nothing left, if it cannot be
+    written: a cache that is read-only or full is simply not used."""
+    partial = path.with_name(f".{path.name}.{os.getpid()}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial.write_bytes(data)
+        os.replace(partial, path)
+        return True
+    except OSError:
+        with contextlib.suppress(OSError):
+            partial.unlink()
+        return False
 
 
 def write_text(path: Path, text: str) -> None:
