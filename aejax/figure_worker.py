@@ -73,7 +73,10 @@ class FigureWorker:
             raise FigureError(self._failures.pop(0))
 
     def close(self) -> None:
-        """Let the helper finish what it was handed, then end it."""
+        """End the helper: at once if every figure is drawn, else once it has drawn them."""
+        if self._answered == len(self._sent):
+            # Nothing left to draw: do not wait for its interpreter to tear matplotlib down.
+            self._process.kill()
         with contextlib.suppress(OSError):
             self._process.stdin.close()
         self._process.wait()

@@ -18,7 +18,7 @@ def test_figures_drawn_aside_are_written_when_the_block_ends(tmp_path):
         plots.wait_for_figures(tmp_path / "rec.png")
         assert (tmp_path / "rec.png").stat().st_size > 1000
     assert (tmp_path / "curves.png").stat().st_size > 1000
-    assert helper.poll() == 0 and plots._aside is None  # the helper has ended
+    assert helper.poll() is not None and plots._aside is None  # the helper has ended
 
 
 def test_a_figure_that_fails_aside_raises_when_waited_for(tmp_path):
