@@ -1,26 +1,31 @@
-"""Lowered programs kept between runs (`jax.export`), so that a warm run does not lower them again.
+"""Compiled programs kept between runs, so that a warm run neither lowers nor compiles them again.
 
 JAX's persistent compilation cache (`aejax.compile_cache`) saves compiling, but to look a program
-up JAX must first trace it and lower it to a StableHLO module; for the programs of a stage that
-lowering costs more than the cache lookup itself. Here each lowered module is also serialized
-into ``exported/`` inside the compilation cache folder, keyed on everything lowering depends on:
+up JAX must first lower it to a StableHLO module and fingerprint that; for the programs of a stage
+this costs more than loading the compiled program itself. Here each compiled program is also
+serialized (`jax.experimental.serialize_executable`) into ``executables/`` inside the compilation
+cache folder, keyed on everything the compiled program depends on:
 
 - the traced program (its jaxpr as printed, and the values of the constants it captured),
 - the arguments' types and shardings, and which are donated,
-- the JAX and jaxlib versions, JAX's configuration, the backend and its device kind.
+- the XLA compile options (aejax's and ``XLA_FLAGS``),
+- the JAX, jaxlib and Python versions, JAX's configuration, the backend and its device kind,
+- the host CPU: a program compiled for one instruction set must never run on another.
 
-A later run still traces (so a changed model, config or code gives a new key, never a stale
-program), then loads the module and lowers only a call of it. The program XLA compiles is the
-same either way: a run that exported it and a run that loaded it share the compiled entry.
-An entry that cannot be read gives one warning line and the program is lowered afresh; a
-program `jax.export` cannot serialize (e.g. one with host callbacks) is compiled as usual.
+A later run still traces each program (so a changed model, config or code gives a new key, never
+a stale program), then loads it. The program is the very one a cold run compiled, so it computes
+the same bits. An entry that cannot be read gives one warning line and the program is compiled
+afresh; a program that cannot be serialized (e.g. one with host callbacks) is compiled as usual.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import os
 import platform
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -28,16 +33,18 @@ from typing import Any
 import jax
 import jaxlib
 import numpy as np
+from jax.experimental import serialize_executable
 
 from aejax.workdir import write_whole
 
-FORMAT = 1  # of the entries here; a change gives every program a new key
+FORMAT = 2  # of the entries here; a change gives every program a new key
+LOADED = "/aejax/program_cache/load_duration"  # a jax.monitoring event: one kept program loaded
 
 _directory: Path | None = None
 
 
 def enable(directory: Path | None) -> None:
-    """Keep lowered programs in `directory` (None: do not keep them)."""
+    """Keep compiled programs in `directory` (None: do not keep them)."""
     global _directory
     _directory = directory
 
@@ -45,51 +52,48 @@ def enable(directory: Path | None) -> None:
 def compile_program(
     fn: Callable, args: tuple, donate_argnums: tuple[int, ...] = (), options: dict | None = None
 ):
-    """``jax.jit(fn, donate_argnums)`` compiled for `args` (XLA `options`, if any), lowered from
-    the kept module when there is one. Called with arguments shaped like `args`."""
+    """``jax.jit(fn, donate_argnums)`` compiled for `args` (XLA `options`, if any), or loaded
+    when it was kept. Called with arguments shaped like `args`."""
+    jitted = jax.jit(fn, donate_argnums=donate_argnums)
     if _directory is None:
-        return jax.jit(fn, donate_argnums=donate_argnums).lower(*args).compile(options)
-    flat_args, in_tree = jax.tree.flatten(args)
-    out_trees = []
-    # On flat arguments and results, a module jax.export can serialize whatever the Python types
-    # around the arrays (e.g. a TrainState holding its optimizer); tracing records the results'
-    # structure.
-    jitted = jax.jit(_flat_fn(fn, in_tree, out_trees))
-    traced = jitted.trace(*flat_args)
-    donated = _donated_leaves(args, donate_argnums)
-    path = _directory / f"{program_key(traced, flat_args, donated)}.exported"
-    exported = _load(path)
-    if exported is None:
-        try:
-            exported = jax.export.export(jitted)(*flat_args)  # the trace above, lowered
-        except Exception:  # noqa: BLE001 - e.g. host callbacks, which jax.export refuses
-            return jax.jit(fn, donate_argnums=donate_argnums).lower(*args).compile(options)
-        write_whole(path, bytes(exported.serialize()))
-    call = jax.jit(exported.call, donate_argnums=donated).lower(*flat_args).compile(options)
-    out_tree = out_trees[0]
-
-    def program(*args):
-        return jax.tree.unflatten(out_tree, call(*jax.tree.leaves(args)))
-
-    return program
+        return jitted.lower(*args).compile(options)
+    traced = jitted.trace(*args)
+    path = _directory / f"{program_key(traced, args, donate_argnums, options)}.executable"
+    compiled = _load(path, traced)
+    if compiled is None:
+        compiled = traced.lower().compile(options)
+        _keep(path, compiled)
+    return compiled
 
 
-def program_key(traced, flat_args: list, donated: tuple[int, ...]) -> str:
-    """A digest of everything the lowered module of `traced` depends on."""
+def program_key(traced, args: tuple, donate_argnums: tuple[int, ...], options) -> str:
+    """A digest of everything the compiled program of `traced` depends on."""
     digest = hashlib.sha256()
-    for part in (FORMAT, jax.__version__, jaxlib.__version__, sys.version, platform.machine()):
-        digest.update(f"{part}\0".encode())
+    versions = (FORMAT, jax.__version__, jaxlib.__version__, sys.version, platform.machine())
     device = jax.devices()[0]
     settings = sorted(jax.config.values.items())
-    digest.update(f"{device.platform}\0{device.device_kind}\0{settings}\0".encode())
+    compiler = (sorted((options or {}).items()), os.environ.get("XLA_FLAGS", ""))
+    for part in (*versions, device.platform, device.device_kind, settings, compiler, _host_cpu()):
+        digest.update(f"{part}\0".encode())
     digest.update(str(traced.jaxpr).encode())
     for const in traced.jaxpr.consts:
         _update_with_array(digest, const)
-    for leaf in flat_args:
-        sharding = getattr(leaf, "sharding", None)
-        digest.update(f"{jax.typeof(leaf)}\0{sharding}\0".encode())
-    digest.update(repr(donated).encode())
+    for i, arg in enumerate(args):
+        for leaf in jax.tree.leaves(arg):
+            sharding = getattr(leaf, "sharding", None)
+            digest.update(f"{i in donate_argnums}\0{jax.typeof(leaf)}\0{sharding}\0".encode())
     return digest.hexdigest()
+
+
+@functools.cache
+def _host_cpu() -> str:
+    """The host CPU's model and instruction-set extensions, as far as the system says."""
+    try:
+        with open("/proc/cpuinfo") as info:
+            lines = [line for line in info if line.startswith(("model name", "flags"))]
+        return "".join(sorted(set(lines)))
+    except OSError:
+        return f"{platform.processor()} {platform.machine()}"
 
 
 def _update_with_array(digest, value: Any) -> None:
@@ -100,39 +104,32 @@ def _update_with_array(digest, value: Any) -> None:
     digest.update(np.ascontiguousarray(array).tobytes())
 
 
-def _donated_leaves(args: tuple, donate_argnums: tuple[int, ...]) -> tuple[int, ...]:
-    """Positions, among the flattened `args`, of the leaves of the donated arguments."""
-    donated, start = [], 0
-    for i, arg in enumerate(args):
-        count = len(jax.tree.leaves(arg))
-        if i in donate_argnums:
-            donated += range(start, start + count)
-        start += count
-    return tuple(donated)
+def _keep(path: Path, compiled) -> None:
+    """Serialize `compiled` into `path`, if JAX can (not with host callbacks or constants)."""
+    try:
+        payload, _, _ = serialize_executable.serialize(compiled)
+    except Exception:  # noqa: BLE001 - not serializable: it is compiled again next time
+        return
+    write_whole(path, payload)
 
 
-def _flat_fn(fn: Callable, in_tree, out_trees: list) -> Callable:
-    """`fn` on flattened arguments and results; appends its results' structure to `out_trees`."""
-
-    def flat(*leaves):
-        results, out_tree = jax.tree.flatten(fn(*jax.tree.unflatten(in_tree, leaves)))
-        out_trees.append(out_tree)
-        return results
-
-    return flat
-
-
-def _load(path: Path):
+def _load(path: Path, traced):
+    """The kept program for `traced` at `path`, or None (said in one line if it is damaged)."""
+    started = time.perf_counter()
     try:
         blob = path.read_bytes()
     except OSError:
         return None  # not kept yet
+    in_tree = jax.tree.structure(traced.args_info)
+    out_tree = jax.tree.structure(traced.out_info)
     try:
-        return jax.export.deserialize(bytearray(blob))
-    except Exception as err:  # noqa: BLE001 - any damage: lower afresh, and say so
+        compiled = serialize_executable.deserialize_and_load(blob, in_tree, out_tree)
+    except Exception as err:  # noqa: BLE001 - any damage: compile afresh, and say so
         name = type(err).__name__
         print(
-            f"warning: kept program {path} is unreadable ({name}); lowering it afresh",
+            f"warning: kept program {path} is unreadable ({name}); compiling it afresh",
             file=sys.stderr,
         )
         return None
+    jax.monitoring.record_event_duration_secs(LOADED, time.perf_counter() - started)
+    return compiled

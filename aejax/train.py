@@ -55,7 +55,7 @@ def compile_once_run(jitted, *args):
 
 def compile_on(fn, args: tuple, mesh=None, donate_argnums=(), options=None):
     """`fn` compiled ahead of time for `args` (replicated results on a device `mesh`). On one
-    device, a warm run loads its lowered module instead of lowering it (`aejax.program_cache`)."""
+    device, a warm run loads the program an earlier run compiled (`aejax.program_cache`)."""
     if mesh is None:
         return program_cache.compile_program(fn, args, donate_argnums, options)
     jitted = parallel.jit_onto(fn, mesh, donate_argnums=donate_argnums)

@@ -21,7 +21,7 @@ TINY = [
 # optimizer re-init after the transplant, epoch, test. Anything run eagerly would add more.
 PROGRAMS = 10
 KEY_PROGRAMS = 2  # the seed/epoch key programs do not depend on the model
-KEPT = 6  # lowered programs kept (aejax.program_cache): each stage's init, epoch and test
+KEPT = 6  # programs kept whole (aejax.program_cache): each stage's init, epoch and test
 
 
 def _pipeline(work, *extra):
@@ -60,13 +60,13 @@ def test_a_second_run_compiles_nothing_and_gets_the_same_results(cached_runs):
 def test_another_model_size_compiles_afresh(cached_runs):
     other = cached_runs[3][0]
     assert other["programs"] == PROGRAMS and other["compiled"] == PROGRAMS - KEY_PROGRAMS
-    # The warm run lowered nothing new; the other model size lowered its own programs.
-    assert len(list((cached_runs[0] / "exported").iterdir())) == 2 * KEPT
+    # The warm run kept nothing new; the other model size kept its own programs.
+    assert len(list((cached_runs[0] / "executables").iterdir())) == 2 * KEPT
 
 
 def test_corrupt_cache_entries_warn_in_one_line_each_and_the_run_goes_on(cached_runs, tmp_path):
     cache, (cold, _) = cached_runs[0], cached_runs[1]
-    for entry in filter(Path.is_file, cache.rglob("*")):  # compiled and lowered (exported/)
+    for entry in filter(Path.is_file, cache.rglob("*")):  # JAX's and the kept ones (executables/)
         entry.write_bytes(b"not a compiled program")
     record, stderr = _pipeline(tmp_path, "--compile-cache", str(cache))
     assert record["compiled"] == PROGRAMS and _figures(record) == _figures(cold)

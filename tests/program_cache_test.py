@@ -3,13 +3,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from aejax import program_cache
+from aejax import compile_cache, program_cache
 
 
 @pytest.fixture
 def kept(tmp_path, monkeypatch):
-    monkeypatch.setattr(program_cache, "_directory", tmp_path / "exported")
-    return tmp_path / "exported"
+    monkeypatch.setattr(program_cache, "_directory", tmp_path / "executables")
+    return tmp_path / "executables"
 
 
 def step(scale):
@@ -32,17 +32,19 @@ def test_a_kept_program_is_loaded_and_computes_what_jit_does(kept, monkeypatch):
     first = program_cache.compile_program(step(0.5), (*ARGS, jax.random.key(0)))
     assert len(list(kept.iterdir())) == 1
 
-    def no_export(*_, **__):
+    def no_lowering(*_, **__):
         raise AssertionError("lowered again although the program was kept")
 
-    monkeypatch.setattr(jax.export, "export", no_export)
-    again = program_cache.compile_program(step(0.5), (*ARGS, jax.random.key(0)))
+    monkeypatch.setattr(jax.stages.Traced, "lower", no_lowering)
+    with compile_cache.count_compiles() as counted:
+        again = program_cache.compile_program(step(0.5), (*ARGS, jax.random.key(0)))
+    assert (counted.requests, counted.cache_hits) == (1, 1)  # a load counts as a cache hit
     expected = jax.device_get(jax.jit(step(0.5))(*ARGS, jax.random.key(7)))
     for program in (first, again):
         jax.tree.map(np.testing.assert_array_equal, run(program), expected)
 
 
-def test_a_changed_program_or_jax_version_gets_its_own_entry(kept, monkeypatch):
+def test_a_changed_program_compiler_cpu_or_jax_version_gets_its_own_entry(kept, monkeypatch):
     program_cache.compile_program(step(0.5), (*ARGS, jax.random.key(0)))
     changed = program_cache.compile_program(step(0.25), (*ARGS, jax.random.key(0)))
     expected = jax.device_get(jax.jit(step(0.25))(*ARGS, jax.random.key(7)))
@@ -52,9 +54,17 @@ def test_a_changed_program_or_jax_version_gets_its_own_entry(kept, monkeypatch):
     wider = ({"w": jnp.ones((4, 4)), "n": jnp.zeros((), jnp.int32)}, jnp.ones((4, 8)))
     program_cache.compile_program(step(0.25), (*wider, jax.random.key(0)))
     assert len(list(kept.iterdir())) == 4
+    options = {"xla_backend_optimization_level": 1}
+    program_cache.compile_program(step(0.25), (*wider, jax.random.key(0)), options=options)
+    monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_enable_fast_math=false")
+    program_cache.compile_program(step(0.25), (*wider, jax.random.key(0)))
+    # Kept programs hold machine code: another instruction set must never load them.
+    monkeypatch.setattr(program_cache, "_host_cpu", lambda: "model name: another CPU")
+    program_cache.compile_program(step(0.25), (*wider, jax.random.key(0)))
+    assert len(list(kept.iterdir())) == 7
 
 
-def test_a_damaged_entry_is_named_and_lowered_afresh(kept, capsys):
+def test_a_damaged_entry_is_named_and_compiled_afresh(kept, capsys):
     program_cache.compile_program(step(0.5), (*ARGS, jax.random.key(0)))
     (entry,) = kept.iterdir()
     entry.write_bytes(entry.read_bytes()[:100])
@@ -80,7 +90,7 @@ def test_an_unwritable_folder_still_compiles(tmp_path, monkeypatch):
     jax.tree.map(np.testing.assert_array_equal, run(program), expected)
 
 
-def test_a_program_jax_export_refuses_is_compiled_as_usual(kept):
+def test_a_program_that_cannot_be_serialized_is_compiled_as_usual(kept):
     seen = []
 
     def with_callback(state, x, key):
@@ -90,4 +100,4 @@ def test_a_program_jax_export_refuses_is_compiled_as_usual(kept):
     program = program_cache.compile_program(with_callback, (*ARGS, jax.random.key(0)))
     expected = jax.device_get(jax.jit(step(0.5))(*ARGS, jax.random.key(7)))
     jax.tree.map(np.testing.assert_array_equal, run(program), expected)
-    assert seen == [0] and not list(kept.glob("*.exported"))
+    assert seen == [0] and not list(kept.glob("*.executable"))
