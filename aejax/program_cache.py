@@ -55,11 +55,12 @@ def compile_program(
     """``jax.jit(fn, donate_argnums)`` compiled for `args` (XLA `options`, if any), or loaded
     when it was kept. Called with arguments shaped like `args`."""
     jitted = jax.jit(fn, donate_argnums=donate_argnums)
-    if _directory is None:
+    device = _device(args)
+    if _directory is None or device is None:
         return jitted.lower(*args).compile(options)
     traced = jitted.trace(*args)
     path = _directory / f"{program_key(traced, args, donate_argnums, options)}.executable"
-    compiled = _load(path, traced)
+    compiled = _load(path, traced, device)
     if compiled is None:
         compiled = traced.lower().compile(options)
         _keep(path, compiled)
@@ -83,6 +84,18 @@ def program_key(traced, args: tuple, donate_argnums: tuple[int, ...], options) -
             sharding = getattr(leaf, "sharding", None)
             digest.update(f"{i in donate_argnums}\0{jax.typeof(leaf)}\0{sharding}\0".encode())
     return digest.hexdigest()
+
+
+def _device(args: tuple):
+    """The one device a program on `args` runs on (None if they span several, or it is unclear)."""
+    devices = {
+        d for leaf in jax.tree.leaves(args) if isinstance(leaf, jax.Array) for d in leaf.devices()
+    }
+    if not devices:  # nothing placed yet: JAX's default device
+        default = jax.config.jax_default_device
+        devices = {jax.devices()[0] if default is None else default}
+    device = devices.pop()
+    return device if not devices and isinstance(device, jax.Device) else None
 
 
 @functools.cache
@@ -113,8 +126,9 @@ def _keep(path: Path, compiled) -> None:
     write_whole(path, payload)
 
 
-def _load(path: Path, traced):
-    """The kept program for `traced` at `path`, or None (said in one line if it is damaged)."""
+def _load(path: Path, traced, device):
+    """The kept program for `traced` at `path`, loaded onto `device`, or None (said in one line
+    if it is damaged)."""
     started = time.perf_counter()
     try:
         blob = path.read_bytes()
@@ -123,7 +137,9 @@ def _load(path: Path, traced):
     in_tree = jax.tree.structure(traced.args_info)
     out_tree = jax.tree.structure(traced.out_info)
     try:
-        compiled = serialize_executable.deserialize_and_load(blob, in_tree, out_tree)
+        compiled = serialize_executable.deserialize_and_load(
+            blob, in_tree, out_tree, device.client, execution_devices=[device]
+        )
     except Exception as err:  # noqa: BLE001 - any damage: compile afresh, and say so
         name = type(err).__name__
         print(

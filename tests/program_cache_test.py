@@ -1,3 +1,7 @@
+import os
+import subprocess
+import sys
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -101,3 +105,31 @@ def test_a_program_that_cannot_be_serialized_is_compiled_as_usual(kept):
     expected = jax.device_get(jax.jit(step(0.5))(*ARGS, jax.random.key(7)))
     jax.tree.map(np.testing.assert_array_equal, run(program), expected)
     assert seen == [0] and not list(kept.glob("*.executable"))
+
+
+ON_ANOTHER_DEVICE = """
+import sys
+from pathlib import Path
+import jax, jax.numpy as jnp
+from aejax import program_cache
+program_cache.enable(Path(sys.argv[1]))
+def fn(s, x):
+    return {"w": s["w"] * 2 + x}, jnp.sum(x)
+second = jax.devices()[1]
+for _ in range(2):  # compiled and kept, then loaded
+    args = jax.device_put(({"w": jnp.ones(3)}, jnp.arange(3.0)), second)
+    state, total = program_cache.compile_program(fn, args, (0,))(*args)
+    print(list(state["w"].devices()) == [second], state["w"].tolist(), float(total))
+spread = (jax.device_put({"w": jnp.ones(3)}, jax.devices()[0]), jnp.arange(3.0, device=second))
+print(len(list(Path(sys.argv[1]).iterdir())), program_cache._device(spread))
+"""
+
+
+def test_a_kept_program_runs_on_the_device_its_arguments_are_on(tmp_path):
+    env = {**os.environ, "JAX_PLATFORMS": "cpu", "JAX_NUM_CPU_DEVICES": "2"}
+    command = [sys.executable, "-c", ON_ANOTHER_DEVICE, str(tmp_path / "kept")]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    first, loaded, kept = done.stdout.splitlines()
+    assert first == loaded == "True [2.0, 3.0, 4.0] 3.0"
+    assert kept == "1 None"  # arguments on two devices: not a one-device program, not kept
