@@ -16,6 +16,8 @@ A later run still traces each program (so a changed model, config or code gives 
 a stale program), then loads it. The program is the very one a cold run compiled, so it computes
 the same bits. An entry that cannot be read gives one warning line and the program is compiled
 afresh; a program that cannot be serialized (e.g. one with host callbacks) is compiled as usual.
+Only freshly compiled programs are kept: one that JAX loaded from its own cache serializes without
+its kernels (jaxlib 0.10) and would fail when run, so it stays in JAX's cache alone.
 """
 
 from __future__ import annotations
@@ -40,7 +42,10 @@ from aejax.workdir import write_whole
 FORMAT = 2  # of the entries here; a change gives every program a new key
 LOADED = "/aejax/program_cache/load_duration"  # a jax.monitoring event: one kept program loaded
 
+JAX_CACHE_HIT = "/jax/compilation_cache/cache_hits"
+
 _directory: Path | None = None
+_listening = False
 
 
 def enable(directory: Path | None) -> None:
@@ -62,8 +67,9 @@ def compile_program(
     path = _directory / f"{program_key(traced, args, donate_argnums, options)}.executable"
     compiled = _load(path, traced, device)
     if compiled is None:
-        compiled = traced.lower().compile(options)
-        _keep(path, compiled)
+        compiled, fresh = _compile(traced, options)
+        if fresh:  # one that JAX loaded from its own cache would serialize without its kernels
+            _keep(path, compiled)
     return compiled
 
 
@@ -115,6 +121,25 @@ def _update_with_array(digest, value: Any) -> None:
     array = np.asarray(value)
     digest.update(f"{array.dtype}{array.shape}".encode())
     digest.update(np.ascontiguousarray(array).tobytes())
+
+
+_jax_cache_hits = 0  # programs JAX found in its persistent cache, since this module listened
+
+
+def _on_event(event: str, **_) -> None:
+    global _jax_cache_hits
+    _jax_cache_hits += event == JAX_CACHE_HIT
+
+
+def _compile(traced, options):
+    """`traced` compiled, and whether that was fresh (not loaded from JAX's persistent cache)."""
+    global _listening
+    if not _listening:  # JAX offers no way to remove a listener: register once
+        jax.monitoring.register_event_listener(_on_event)
+        _listening = True
+    hits = _jax_cache_hits
+    compiled = traced.lower().compile(options)
+    return compiled, _jax_cache_hits == hits
 
 
 def _keep(path: Path, compiled) -> None:

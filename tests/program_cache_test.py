@@ -133,3 +133,33 @@ def test_a_kept_program_runs_on_the_device_its_arguments_are_on(tmp_path):
     first, loaded, kept = done.stdout.splitlines()
     assert first == loaded == "True [2.0, 3.0, 4.0] 3.0"
     assert kept == "1 None"  # arguments on two devices: not a one-device program, not kept
+
+
+THROUGH_JAX_CACHE = """
+import sys
+from pathlib import Path
+import jax, jax.numpy as jnp
+from aejax import compile_cache, program_cache
+compile_cache.enable(sys.argv[1])  # JAX's cache there, kept programs in executables/
+def fn(x, y):
+    return jnp.tanh(x @ y + 1.0).sum(0)
+args = (jnp.ones((8, 16)), jnp.ones((16, 4)))
+print(program_cache.compile_program(fn, args)(*args).tolist())
+"""
+
+
+def test_a_program_found_in_jaxs_cache_is_not_kept_but_runs(tmp_path):
+    def run(*_):
+        command = [sys.executable, "-c", THROUGH_JAX_CACHE, str(tmp_path)]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        return done.stdout, list((tmp_path / "executables").iterdir())
+
+    fresh, kept = run()
+    assert len(kept) == 1  # compiled afresh, and kept
+    kept[0].unlink()  # as after an upgrade from a version that did not keep programs
+    from_jax_cache, kept = run()
+    # JAX loaded it from its own cache: such an executable serializes without its kernels, so
+    # keeping it would leave an entry that loads and then fails to run.
+    assert kept == [] and from_jax_cache == fresh
+    assert run() == (fresh, [])  # and it still runs, from JAX's cache
