@@ -17,7 +17,8 @@ a stale program), then loads it. The program is the very one a cold run compiled
 the same bits. An entry that cannot be read gives one warning line and the program is compiled
 afresh; a program that cannot be serialized (e.g. one with host callbacks) is compiled as usual.
 Only freshly compiled programs are kept: one that JAX loaded from its own cache serializes without
-its kernels (jaxlib 0.10) and would fail when run, so it stays in JAX's cache alone.
+its kernels (jaxlib 0.10) and would fail when run, so it stays in JAX's cache alone (a folder
+filled by an aejax that kept no programs: delete it once to have them kept).
 """
 
 from __future__ import annotations
