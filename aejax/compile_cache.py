@@ -21,7 +21,7 @@ import jax
 
 from aejax import program_cache
 
-BACKEND_COMPILE = "/jax/core/compile/backend_compile_duration"
+BACKEND_COMPILE = program_cache.BACKEND_COMPILE
 CACHE_HIT = "/jax/compilation_cache/cache_hits"
 
 

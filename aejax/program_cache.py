@@ -44,6 +44,7 @@ FORMAT = 2  # of the entries here; a change gives every program a new key
 LOADED = "/aejax/program_cache/load_duration"  # a jax.monitoring event: one kept program loaded
 
 JAX_CACHE_HIT = "/jax/compilation_cache/cache_hits"
+BACKEND_COMPILE = "/jax/core/compile/backend_compile_duration"  # XLA ran, or JAX's cache did
 
 _directory: Path | None = None
 _listening = False
@@ -69,7 +70,7 @@ def compile_program(
     compiled = _load(path, traced, device)
     if compiled is None:
         compiled, fresh = _compile(traced, options)
-        if fresh:  # one that JAX loaded from its own cache would serialize without its kernels
+        if fresh:  # one that JAX loaded from its own cache serializes without its kernels
             _keep(path, compiled)
     return compiled
 
@@ -124,23 +125,34 @@ def _update_with_array(digest, value: Any) -> None:
     digest.update(np.ascontiguousarray(array).tobytes())
 
 
-_jax_cache_hits = 0  # programs JAX found in its persistent cache, since this module listened
+_compiles = {"backend": 0, "jax_cache_hits": 0}  # seen since this module started listening
 
 
 def _on_event(event: str, **_) -> None:
-    global _jax_cache_hits
-    _jax_cache_hits += event == JAX_CACHE_HIT
+    _compiles["jax_cache_hits"] += event == JAX_CACHE_HIT
+
+
+def _on_duration(event: str, _seconds: float, **__) -> None:
+    _compiles["backend"] += event == BACKEND_COMPILE
 
 
 def _compile(traced, options):
-    """`traced` compiled, and whether that was fresh (not loaded from JAX's persistent cache)."""
+    """`traced` compiled, and whether XLA compiled it just now.
+
+    Only such a program is kept: one JAX loaded from its persistent cache, or handed back from
+    its in-memory cache after loading it from there, serializes without its kernels (jaxlib
+    0.10). JAX compiles through its persistent cache (a hit event) whenever it misses in memory
+    (a backend-compile event), so a fresh program is one with the second and not the first.
+    """
     global _listening
     if not _listening:  # JAX offers no way to remove a listener: register once
         jax.monitoring.register_event_listener(_on_event)
+        jax.monitoring.register_event_duration_secs_listener(_on_duration)
         _listening = True
-    hits = _jax_cache_hits
+    before = dict(_compiles)
     compiled = traced.lower().compile(options)
-    return compiled, _jax_cache_hits == hits
+    compiled_now = _compiles["backend"] > before["backend"]
+    return compiled, compiled_now and _compiles["jax_cache_hits"] == before["jax_cache_hits"]
 
 
 def _keep(path: Path, compiled) -> None:

@@ -6,14 +6,23 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from jax.experimental.compilation_cache import compilation_cache as jax_compilation_cache
 
 from aejax import compile_cache, program_cache
 
 
 @pytest.fixture
 def kept(tmp_path, monkeypatch):
+    """A fresh folder for kept programs, with JAX's own persistent cache off: another test in
+    this process may have turned it on (`aejax.cli` does), and a program found there is never
+    kept."""
     monkeypatch.setattr(program_cache, "_directory", tmp_path / "executables")
-    return tmp_path / "executables"
+    enabled = jax.config.jax_enable_compilation_cache
+    jax.config.update("jax_enable_compilation_cache", False)
+    jax_compilation_cache.reset_cache()  # JAX decides once whether it uses its cache
+    yield tmp_path / "executables"
+    jax.config.update("jax_enable_compilation_cache", enabled)
+    jax_compilation_cache.reset_cache()
 
 
 def step(scale):
@@ -144,7 +153,10 @@ compile_cache.enable(sys.argv[1])  # JAX's cache there, kept programs in executa
 def fn(x, y):
     return jnp.tanh(x @ y + 1.0).sum(0)
 args = (jnp.ones((8, 16)), jnp.ones((16, 4)))
-print(program_cache.compile_program(fn, args)(*args).tolist())
+first = program_cache.compile_program(fn, args)(*args).tolist()
+again = program_cache.compile_program(fn, args)(*args).tolist()  # JAX may hand back the first
+assert first == again
+print(first)
 """
 
 
