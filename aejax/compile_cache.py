@@ -21,7 +21,7 @@ import jax
 
 from aejax import program_cache
 
-BACKEND_COMPILE = program_cache.BACKEND_COMPILE
+BACKEND_COMPILE = "/jax/core/compile/backend_compile_duration"
 CACHE_HIT = "/jax/compilation_cache/cache_hits"
 
 

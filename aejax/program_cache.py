@@ -43,11 +43,7 @@ from aejax.workdir import write_whole
 FORMAT = 2  # of the entries here; a change gives every program a new key
 LOADED = "/aejax/program_cache/load_duration"  # a jax.monitoring event: one kept program loaded
 
-JAX_CACHE_HIT = "/jax/compilation_cache/cache_hits"
-BACKEND_COMPILE = "/jax/core/compile/backend_compile_duration"  # XLA ran, or JAX's cache did
-
 _directory: Path | None = None
-_listening = False
 
 
 def enable(directory: Path | None) -> None:
@@ -125,34 +121,18 @@ def _update_with_array(digest, value: Any) -> None:
     digest.update(np.ascontiguousarray(array).tobytes())
 
 
-_compiles = {"backend": 0, "jax_cache_hits": 0}  # seen since this module started listening
-
-
-def _on_event(event: str, **_) -> None:
-    _compiles["jax_cache_hits"] += event == JAX_CACHE_HIT
-
-
-def _on_duration(event: str, _seconds: float, **__) -> None:
-    _compiles["backend"] += event == BACKEND_COMPILE
-
-
 def _compile(traced, options):
     """`traced` compiled, and whether XLA compiled it just now.
 
     Only such a program is kept: one JAX loaded from its persistent cache, or handed back from
-    its in-memory cache after loading it from there, serializes without its kernels (jaxlib
-    0.10). JAX compiles through its persistent cache (a hit event) whenever it misses in memory
-    (a backend-compile event), so a fresh program is one with the second and not the first.
+    its in-memory cache after loading it from there, serializes without its kernels (jaxlib 0.10).
     """
-    global _listening
-    if not _listening:  # JAX offers no way to remove a listener: register once
-        jax.monitoring.register_event_listener(_on_event)
-        jax.monitoring.register_event_duration_secs_listener(_on_duration)
-        _listening = True
-    before = dict(_compiles)
-    compiled = traced.lower().compile(options)
-    compiled_now = _compiles["backend"] > before["backend"]
-    return compiled, compiled_now and _compiles["jax_cache_hits"] == before["jax_cache_hits"]
+    # Imported here: compile_cache imports this module to enable it.
+    from aejax.compile_cache import count_compiles
+
+    with count_compiles() as counted:  # JAX's own events: backend compiles and cache hits
+        compiled = traced.lower().compile(options)
+    return compiled, counted.compiled > 0
 
 
 def _keep(path: Path, compiled) -> None:
