@@ -7,18 +7,15 @@ run traces and loads its programs, and draws while the run goes on. Leaving the 
 every figure; one that failed raises there, as it would have in-process. Without the block (the
 library's default), figures are drawn in the calling process.
 
-The helper loads ``plots.py`` by its path, not the `aejax` package, so it never imports JAX. It
-ignores Ctrl-C and ends when the run's process closes its end of the pipe, however that ends.
+The helper is `aejax.figure_helper`, run by its path: it never imports the `aejax` package, so
+never JAX. It ignores Ctrl-C and ends when the run's process closes its end of the pipe, however
+that ends.
 """
 
 from __future__ import annotations
 
 import contextlib
-import importlib.util
-import io
-import os
 import pickle
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -26,6 +23,8 @@ from pathlib import Path
 
 from aejax import plots
 from aejax.errors import UserError
+
+HELPER = Path(__file__).with_name("figure_helper.py").resolve()  # run by path: no aejax import
 
 
 class FigureError(UserError):
@@ -36,7 +35,7 @@ class FigureWorker:
     """The helper process and the figures handed to it, answered in the order they were sent."""
 
     def __init__(self):
-        command = [sys.executable, "-I", str(Path(__file__).resolve())]
+        command = [sys.executable, "-I", str(HELPER)]
         self._process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         self._sent: list[str] = []  # the path of each figure handed over, in order
         self._answered = 0
@@ -96,34 +95,3 @@ def drawing_aside(enabled: bool = True) -> Iterator[None]:
     finally:
         plots._aside = None
         worker.close()
-
-
-def _serve() -> None:
-    """The helper: draw each figure read from stdin, answer ``(ok, message)`` on stdout."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the run's process decides when to stop
-    # Lowest CPU priority: the helper draws on cores the run leaves idle, not on the run's own.
-    with contextlib.suppress(AttributeError, OSError):
-        os.nice(19)
-    spec = importlib.util.spec_from_file_location("plots", Path(__file__).with_name("plots.py"))
-    drawing = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(drawing)
-    warm_up = drawing.figure(1, 1)  # import matplotlib and load its font now, while the run
-    warm_up.text(0.5, 0.5, "0.1")  # is busy elsewhere
-    warm_up.savefig(io.BytesIO(), format="png")
-    requests, answers = sys.stdin.buffer, sys.stdout.buffer
-    while True:
-        try:
-            name, args = pickle.load(requests)
-        except EOFError:
-            return
-        try:
-            getattr(drawing, name)(*args)
-            answer = (True, "")
-        except Exception as err:  # noqa: BLE001 - reported to the run, which raises it
-            answer = (False, f"figure {args[1]} failed: {type(err).__name__}: {err}")
-        pickle.dump(answer, answers)
-        answers.flush()
-
-
-if __name__ == "__main__":
-    _serve()

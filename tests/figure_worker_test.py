@@ -1,3 +1,6 @@
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -40,3 +43,19 @@ def test_figures_are_drawn_here_once_the_helper_is_gone(tmp_path):
 def test_without_the_block_figures_are_drawn_at_once(tmp_path):
     plots.save_curves(HISTORY, tmp_path / "curves.png", "curves")
     assert (tmp_path / "curves.png").is_file()
+
+
+def test_the_helper_imports_matplotlib_but_never_jax():
+    # The helper starts with every run and shares its cores: importing the aejax package (JAX,
+    # Flax, Orbax) there would cost the run's first epoch about two seconds of CPU.
+    started = subprocess.run(
+        [sys.executable, "-I", "-X", "importtime", str(figure_worker.HELPER)],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    imported = {line.rsplit("|", 1)[-1].strip() for line in started.stderr.splitlines()}
+    assert "matplotlib" in imported  # it did warm up
+    assert not imported & {"jax", "aejax", "flax", "orbax.checkpoint"}
