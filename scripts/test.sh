@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Set up, then run the test suite (CPU only; about 13 minutes on 2 cores).
+# Set up, then run the test suite (CPU only; about 10 minutes on 2 cores).
 # One pytest worker per core (pytest-xdist), each taking whole test files: most tests wait on
 # scripts run as subprocesses, much of whose time (imports, tracing) is single-threaded Python.
 # Arguments go to pytest: `-n 0` runs in one process, `-k NAME` picks tests.
