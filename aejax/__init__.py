@@ -1,7 +1,9 @@
 """aejax: pretrain an autoencoder, transplant its encoder, fine-tune a classifier — in JAX.
 
-The core pipeline lives in this package's top-level modules; the research toolkit (many seeds as
-one program, the label-budget study, inspection figures) in `aejax.research`.
+The names below are the public API. The package is grouped by layer (docs/architecture.md):
+configs and errors at the base, then `aejax.data`, `aejax.model` and `aejax.engine` (independent
+of each other), `aejax.run` (one stage on disk and in time) above them, and the stages, the
+command line and the research toolkit (`aejax.research`) on top.
 """
 
 from aejax.config import (
@@ -17,7 +19,17 @@ from aejax.config import (
     finetune_config,
     pretrain_config,
 )
-from aejax.data import Dataset, DeviceData, Split, load_dataset, normalize, read_idx, to_device
+from aejax.data.datasets import (
+    Dataset,
+    DeviceData,
+    Split,
+    load_dataset,
+    normalize,
+    read_idx,
+    to_device,
+)
+from aejax.engine.compile_cache import enable as enable_compile_cache
+from aejax.engine.parallel import data_mesh
 from aejax.errors import (
     CheckpointError,
     DataError,
@@ -29,9 +41,9 @@ from aejax.errors import (
     UserError,
     WorkdirBusyError,
 )
-from aejax.evaluation import evaluate, evaluate_stage, load_stage
-from aejax.interop import from_torch_state_dict, to_torch_state_dict, torch_adam
-from aejax.models import (
+from aejax.evaluation import evaluate, evaluate_stage
+from aejax.model.interop import from_torch_state_dict, to_torch_state_dict, torch_adam
+from aejax.model.models import (
     Autoencoder,
     Classifier,
     Decoder,
@@ -39,10 +51,12 @@ from aejax.models import (
     make_autoencoder,
     make_classifier,
 )
-from aejax.parallel import data_mesh
-from aejax.stage_loop import StageResult
+from aejax.model.transplant import transplant_encoder
+from aejax.run.observe import Observe
+from aejax.run.options import RunOptions
+from aejax.run.saved_stage import SavedStage, load_pretrained_encoder, load_stage
+from aejax.run.stage_loop import StageResult
 from aejax.stages import PipelineResult, finetune, pretrain, run_pipeline
-from aejax.transplant import load_pretrained_encoder, transplant_encoder
 
 __all__ = [
     "Autoencoder",
@@ -59,8 +73,11 @@ __all__ = [
     "FinetuneConfig",
     "ModelConfig",
     "ObjectiveConfig",
+    "Observe",
     "PipelineResult",
     "PretrainConfig",
+    "RunOptions",
+    "SavedStage",
     "Split",
     "StageConfig",
     "StageResult",
@@ -73,6 +90,7 @@ __all__ = [
     "UserError",
     "WorkdirBusyError",
     "data_mesh",
+    "enable_compile_cache",
     "evaluate",
     "evaluate_stage",
     "finetune",

@@ -16,7 +16,6 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
-from aejax import compile_cache, distributed, figure_worker
 from aejax.config import (
     DATASETS,
     DTYPES,
@@ -29,8 +28,11 @@ from aejax.config import (
     TrainConfig,
     nested_config,
 )
+from aejax.engine import compile_cache, distributed
 from aejax.errors import TrainingInterrupted, UserError
+from aejax.figures import worker as figure_worker
 from aejax.flags import (
+    FlagParser,
     add_common_flags,
     add_compile_cache_flags,
     add_data_flags,
@@ -38,18 +40,25 @@ from aejax.flags import (
     add_finetune_flags,
     add_objective_flags,
     add_observe_flags,
+    add_per_stage_flags,
     flag,
 )
-from aejax.observe import Observe
+from aejax.run.observe import Observe
+from aejax.run.options import RunOptions
 
 USER_ERROR_EXIT = 2
 
 
-def stage_parser(kind: type[StageConfig], description: str) -> argparse.ArgumentParser:
+def stage_parser(
+    kind: type[StageConfig],
+    description: str,
+    workdir_help: str | None = None,
+    overwrite_help: str | None = None,
+) -> FlagParser:
     """Flags common to both stages; defaults are the reference pipeline's."""
     stage, model, train = kind(), ModelConfig(), TrainConfig()
-    parser = argparse.ArgumentParser(description=description)
-    flag(parser, stage, "workdir", help=f"outputs go to WORKDIR/{kind.stage}/")
+    parser = FlagParser(description=description)
+    flag(parser, stage, "workdir", help=workdir_help or f"outputs go to WORKDIR/{kind.stage}/")
     add_data_flags(parser, DataConfig())
     for name in ("epochs", "batch_size", "lr", "seed", "keep_checkpoints"):
         flag(parser, train, name)
@@ -57,7 +66,8 @@ def stage_parser(kind: type[StageConfig], description: str) -> argparse.Argument
         flag(parser, model, name)
     flag(parser, model, "init", choices=INITS, help="torch: U(+-1/sqrt(fan_in)); lecun: Flax")
     flag(parser, model, "dtype", choices=DTYPES, help="dtype of the matmuls")
-    parser.add_argument("--overwrite", action="store_true", help=f"discard an earlier {kind.stage}")
+    overwrite_help = overwrite_help or f"discard an earlier {kind.stage}"
+    parser.add_argument("--overwrite", action="store_true", help=overwrite_help)
     add_device_flags(parser)
     add_observe_flags(parser)
     add_compile_cache_flags(parser)
@@ -65,23 +75,27 @@ def stage_parser(kind: type[StageConfig], description: str) -> argparse.Argument
     return parser
 
 
-def pretrain_parser() -> argparse.ArgumentParser:
+def pretrain_parser() -> FlagParser:
     parser = stage_parser(PretrainConfig, "Pretrain the fully-connected autoencoder.")
     add_objective_flags(parser)
     return parser
 
 
-def finetune_parser() -> argparse.ArgumentParser:
+def finetune_parser() -> FlagParser:
     parser = stage_parser(FinetuneConfig, "Fine-tune encoder + Dense(10) with cross-entropy.")
     add_finetune_flags(parser)
     return parser
 
 
-def pipeline_parser() -> argparse.ArgumentParser:
-    parser = stage_parser(PretrainConfig, "Pretrain, transplant, fine-tune: the whole pipeline.")
+def pipeline_parser() -> FlagParser:
+    parser = stage_parser(
+        PretrainConfig,
+        "Pretrain, transplant, fine-tune: the whole pipeline.",
+        workdir_help="WORKDIR/{pretrain,finetune}/ (default: runs/DATASET)",
+        overwrite_help="discard earlier runs of both stages",
+    )
     parser.set_defaults(workdir=None)  # None: runs/DATASET
-    parser._option_string_actions["--workdir"].help = "WORKDIR/{pretrain,finetune}/"
-    parser._option_string_actions["--overwrite"].help = "discard earlier runs of both stages"
+    add_per_stage_flags(parser, TrainConfig())
     parser.add_argument(
         "--fallback-dataset",
         default=None,
@@ -93,26 +107,51 @@ def pipeline_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def config_from_args(kind: type, args: argparse.Namespace) -> Any:
+def config_from_args(
+    kind: type, args: argparse.Namespace, prefix: str | None = None, **overrides: Any
+) -> Any:
     """The config of class `kind` that the parsed flags describe, nested configs included.
 
-    Every field with a flag of the same name takes that flag's value; the rest keep defaults.
+    Flags are named after the fields they set, so every field name must be unique across the
+    nested configs (checked). Each field takes, in order: its value in `overrides`; with a
+    `prefix`, the flag ``--PREFIX-NAME`` if given; the flag ``--NAME``; else its default.
     """
-    given, values = vars(args), {}
+    names = leaf_fields(kind)
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:  # a bug in the configs, not the user's: the flags could not tell them apart
+        raise TypeError(f"{kind.__name__} repeats field names {repeated}; flags need them unique")
+    return _config(kind, vars(args), prefix, overrides)
+
+
+def leaf_fields(kind: type) -> list[str]:
+    """The names of `kind`'s fields that hold values, nested configs' fields included."""
+    names = []
     for field in dataclasses.fields(kind):
         nested = nested_config(field)
+        names.extend(leaf_fields(nested) if nested is not None else [field.name])
+    return names
+
+
+def _config(kind: type, given: dict[str, Any], prefix, overrides: dict[str, Any]) -> Any:
+    values = {}
+    for field in dataclasses.fields(kind):
+        name, nested = field.name, nested_config(field)
         if nested is not None:
-            values[field.name] = config_from_args(nested, args)
-        elif field.name in given:
-            values[field.name] = given[field.name]
+            values[name] = _config(nested, given, prefix, overrides)
+        elif name in overrides:
+            values[name] = overrides[name]
+        elif prefix and given.get(f"{prefix}_{name}") is not None:
+            values[name] = given[f"{prefix}_{name}"]
+        elif name in given:
+            values[name] = given[name]
     return kind(**values)
 
 
-def label_budget_parser() -> argparse.ArgumentParser:
+def label_budget_parser() -> FlagParser:
     from aejax.research.label_budget import LabelBudgetConfig, format_budgets
 
     study = LabelBudgetConfig()
-    parser = argparse.ArgumentParser(description="Test accuracy vs number of labels.")
+    parser = FlagParser(description="Test accuracy vs number of labels.")
     parser.add_argument(
         "--labels",
         dest="budgets",
@@ -146,22 +185,22 @@ def label_budget_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def evaluate_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description="Evaluate a stage folder's newest checkpoint.")
+def evaluate_parser() -> FlagParser:
+    parser = FlagParser(description="Evaluate a stage folder's newest checkpoint.")
     parser.add_argument("stage_dir", help="a stage folder, e.g. runs/fashion_mnist/finetune")
     add_common_flags(parser, progress=False)
     return parser
 
 
-def find_data_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description="Say where a dataset would be loaded from.")
+def find_data_parser() -> FlagParser:
+    parser = FlagParser(description="Say where a dataset would be loaded from.")
     add_data_flags(parser, DataConfig(), limits=False)
     add_common_flags(parser, progress=False)
     return parser
 
 
-def inspect_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description="Latent PCA scatter and reconstruction grid.")
+def inspect_parser() -> FlagParser:
+    parser = FlagParser(description="Latent PCA scatter and reconstruction grid.")
     parser.add_argument("pretrain_dirs", nargs="+", help="pretrain stage folders")
     parser.add_argument("--grid", default=None, help="also write a reconstruction grid here")
     add_data_flags(parser, DataConfig(), limits=False)
@@ -170,7 +209,7 @@ def inspect_parser() -> argparse.ArgumentParser:
     return parser
 
 
-PARSERS: dict[str, Callable[[], argparse.ArgumentParser]] = {
+PARSERS: dict[str, Callable[[], FlagParser]] = {
     "pretrain": pretrain_parser,
     "finetune": finetune_parser,
     "pipeline": pipeline_parser,
@@ -183,14 +222,14 @@ PARSERS: dict[str, Callable[[], argparse.ArgumentParser]] = {
 
 def run(
     main: Callable[[argparse.Namespace], Any],
-    parser: argparse.ArgumentParser,
+    parser: FlagParser,
     argv=None,
     draw_aside: bool = False,
 ):
     """Parse flags, run `main`, print what it returns (a dict as JSON); return the exit status.
 
     A UserError becomes one line on stderr naming the flags that fix it, and status 2. With
-    `draw_aside`, figures are drawn by a helper process (`aejax.figure_worker`).
+    `draw_aside`, figures are drawn by a helper process (`aejax.figures.worker`).
     """
     args = parser.parse_args(argv)
     _prepare(args)
@@ -229,18 +268,17 @@ def _prepare(args: argparse.Namespace) -> None:
 
         absl_logging.set_verbosity(absl_logging.ERROR)
     if hasattr(args, "no_compile_cache") and not args.no_compile_cache:
-        compile_cache.enable(args.compile_cache or compile_cache.default_dir())
+        compile_cache.enable(args.compile_cache)  # None: the per-user default folder
 
 
-def stage_options(args: argparse.Namespace) -> dict[str, Any]:
-    """How a stage (or the pipeline) runs, from the flags: the keyword arguments of
-    `aejax.pretrain`, `aejax.finetune` and `aejax.run_pipeline` besides configs and data."""
-    return {
-        "progress": progress(args),
-        "overwrite": args.overwrite,
-        "devices": args.devices,
-        "seen": Observe(tensorboard=not args.no_tensorboard, profile_dir=args.profile),
-    }
+def run_options(args: argparse.Namespace) -> RunOptions:
+    """How a stage (or the pipeline) runs, from the flags."""
+    return RunOptions(
+        progress=progress(args),
+        overwrite=args.overwrite,
+        devices=args.devices,
+        observe=Observe(tensorboard=not args.no_tensorboard, profile_dir=args.profile),
+    )
 
 
 def progress(args: argparse.Namespace) -> bool:
@@ -254,8 +292,7 @@ def _one_line_warning(message, category, filename, lineno, file=None, line=None)
     print(f"warning: {text}", file=sys.stderr if file is None else file)
 
 
-def _flags_hint(parser: argparse.ArgumentParser, settings: tuple[str, ...]) -> str:
+def _flags_hint(parser: FlagParser, settings: tuple[str, ...]) -> str:
     """`` (flags: --a, --b)`` for the settings this parser has a flag for, else nothing."""
-    by_dest = {a.dest: a.option_strings[0] for a in parser._actions if a.option_strings}
-    flags = [by_dest[s] for s in settings if s in by_dest]
+    flags = [parser.flag_for(s) for s in settings if parser.flag_for(s)]
     return f" (flags: {', '.join(flags)})" if flags else ""

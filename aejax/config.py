@@ -13,9 +13,8 @@ import json
 from pathlib import Path
 from typing import Any, ClassVar
 
-from aejax.download import is_http_url
 from aejax.errors import UserError
-from aejax.specs import parse_augment, parse_noise
+from aejax.specs import is_http_url, parse_augment, parse_noise
 
 DATASETS = ("mnist", "fashion_mnist")
 SOURCES = ("auto", "idx", "tfds", "download")

@@ -18,7 +18,45 @@ from aejax.config import (
     ObjectiveConfig,
     TransferConfig,
 )
-from aejax.download import MIRROR_ENV
+from aejax.data.download import MIRROR_ENV
+
+
+class FlagParser(argparse.ArgumentParser):
+    """An ArgumentParser that knows each option's flag by the setting it sets (`flag_for`), so an
+    error naming a setting can name the flag that fixes it."""
+
+    def __init__(self, *args, **kwargs):
+        self.flags: dict[str, str] = {}  # before argparse adds --help through add_argument
+        super().__init__(*args, **kwargs)
+
+    def add_argument(self, *args, **kwargs) -> argparse.Action:
+        action = super().add_argument(*args, **kwargs)
+        if action.option_strings:
+            self.flags.setdefault(action.dest, action.option_strings[0])
+        return action
+
+    def flag_for(self, setting: str) -> str | None:
+        """The flag that sets `setting` (a config field name), if this parser has one."""
+        return self.flags.get(setting)
+
+
+# Training settings the pipeline can give each stage its own value of: --pretrain-NAME and
+# --finetune-NAME, each defaulting to the shared --NAME.
+PER_STAGE = ("epochs", "batch_size", "lr", "seed")
+STAGE_PREFIXES = ("pretrain", "finetune")
+
+
+def add_per_stage_flags(parser: argparse.ArgumentParser, train) -> None:
+    """--pretrain-epochs, --finetune-lr, ...: one stage's value of a shared training flag."""
+    for prefix in STAGE_PREFIXES:
+        for name in PER_STAGE:
+            shared = "--" + name.replace("_", "-")
+            parser.add_argument(
+                f"--{prefix}-{name.replace('_', '-')}",
+                type=type(getattr(train, name)),
+                default=None,
+                help=f"{prefix} stage only (default: {shared})",
+            )
 
 
 def flag(parser, owner, name: str, help: str | None = None, **kwargs) -> None:
@@ -106,7 +144,7 @@ def add_finetune_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def add_observe_flags(parser: argparse.ArgumentParser) -> None:
-    """--no-tensorboard and --profile DIR (`aejax.observe`)."""
+    """--no-tensorboard and --profile DIR (`aejax.run.observe`)."""
     parser.add_argument(
         "--no-tensorboard", action="store_true", help="no TensorBoard events in STAGE/tensorboard/"
     )

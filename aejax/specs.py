@@ -1,7 +1,10 @@
-"""The ``KIND:AMOUNT`` strings of two settings, parsed and checked: input noise (denoising) and
-fine-tuning augmentation. Each bad spec is one `UserError` naming its setting."""
+"""The strings of settings, parsed and checked: input noise (denoising) and fine-tuning
+augmentation (``KIND:AMOUNT``), and download mirrors (http(s) URLs). Each bad spec is one
+`UserError` naming its setting."""
 
 from __future__ import annotations
+
+from urllib.parse import urlsplit
 
 from aejax.errors import UserError
 
@@ -41,3 +44,9 @@ def parse_augment(spec: str) -> tuple[str, int]:
     usage = f"augment must be none, latent-mix:R, latent-noise:R or shift:P, got {spec!r}"
     _require(kind in AUGMENT_KINDS[1:] and amount.isdigit(), usage, "augment")
     return kind, int(amount)
+
+
+def is_http_url(url: str) -> bool:
+    """Whether `url` is an absolute http:// or https:// URL."""
+    parts = urlsplit(url)
+    return parts.scheme in ("http", "https") and bool(parts.netloc)

@@ -2,7 +2,10 @@
 
 Each stage writes into ``WORKDIR/<stage>/``: ``checkpoints/`` (Orbax, one per epoch),
 ``config.json``, ``metrics.jsonl`` (one line per epoch), ``metrics.json`` and figures. Re-running a
-stage resumes from its newest checkpoint (`aejax.stage_loop` says in which order a stage starts).
+stage resumes from its newest checkpoint (`aejax.run.resume` says in which order a stage starts).
+
+Every stage, and the pipeline, takes `options` (`aejax.RunOptions`: progress, overwrite, devices,
+observe), and keywords that override one of them, such as ``progress=False``.
 """
 
 from __future__ import annotations
@@ -11,34 +14,33 @@ import dataclasses
 import functools
 import math
 import time
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
-from aejax import generation, objectives, observe, plots
 from aejax.config import FinetuneConfig, PretrainConfig
-from aejax.data import Dataset, load_dataset, normalize
+from aejax.contracts import Augmentation
+from aejax.data.datasets import Dataset, load_dataset, normalize
+from aejax.data.splits import hold_out
+from aejax.engine.keys import INIT_STREAM, stage_key
+from aejax.engine.parallel import data_mesh
+from aejax.engine.train import create_state
 from aejax.errors import UserError
-from aejax.evaluation import load_stage, stage_model
-from aejax.keys import INIT_STREAM, stage_key
-from aejax.models import warn_if_slow_dtype
-from aejax.optim import make_optimizer
-from aejax.parallel import data_mesh
-from aejax.splits import hold_out
-from aejax.stage_loop import (
-    StageResult,
-    StageStart,
-    StageTask,
-    resume_epoch,
-    train_stage,
-)
-from aejax.train import create_state
-from aejax.transplant import load_pretrained_encoder, transplant_encoder
-from aejax.workdir_lock import workdir_lock
+from aejax.figures import plots
+from aejax.model import generation, objectives
+from aejax.model.models import warn_if_slow_dtype
+from aejax.model.optim import make_optimizer
+from aejax.model.tasks import FINETUNING, PRETRAINING, stage_model
+from aejax.run.options import RunOptions
+from aejax.run.resume import StageStart
+from aejax.run.saved_stage import load_stage
+from aejax.run.stage_loop import StageResult, StageTask, train_stage
+from aejax.run.workdir_lock import workdir_lock
 
-__all__ = ["PipelineResult", "StageResult", "finetune", "pretrain", "run_pipeline"]
+__all__ = ["PipelineResult", "RunOptions", "StageResult", "finetune", "pretrain", "run_pipeline"]
 
 
 @dataclasses.dataclass
@@ -52,52 +54,30 @@ class PipelineResult:
 def pretrain(
     config: PretrainConfig,
     data: Dataset | None = None,
-    progress: bool = True,
-    overwrite: bool = False,
-    devices: int | None = None,
-    seen: observe.Observe = observe.DEFAULT,
+    options: RunOptions | None = None,
+    **overrides: Any,
 ) -> StageResult:
-    """Train the autoencoder (MSE or BCE, optionally denoising), resuming if possible.
-
-    `overwrite` discards an earlier run in that folder (only once the data has loaded).
-    `devices` > 1 trains data-parallel over that many devices (`aejax.parallel`); `seen` asks
-    for TensorBoard events and a profiler trace (`aejax.observe`).
-    """
-    _require_config(config, PretrainConfig)
-    mesh = data_mesh(devices, config.train.batch_size)
-    warn_if_slow_dtype(config.model.dtype)
-    data = data if data is not None else load_dataset(config.data)
+    """Train the autoencoder (MSE or BCE, optionally denoising), resuming if possible."""
+    options, mesh, data = _inputs(config, PretrainConfig, data, options, overrides)
     started = time.perf_counter()
-    model = stage_model(config, data.input_dim)
-    tx = optax.adam(config.train.lr)
-    state = create_state(model, data.input_dim, tx, stage_key(config, INIT_STREAM, mesh), mesh)
-    init_s = time.perf_counter() - started
-    start = StageStart(state, resume_epoch(config, overwrite), overwrite, init_s, mesh)
+    model, state = _fresh_state(config, data, optax.adam(config.train.lr), mesh)
+    start = StageStart(state, init_s=time.perf_counter() - started, mesh=mesh)
     task = StageTask(
-        objectives.pretraining_metrics(model, config.objective),
+        PRETRAINING,
+        PRETRAINING.metrics(config, model),
         figures=functools.partial(_save_reconstruction_figure, config, model, data=data),
     )
-    return train_stage(config, data, start, task, progress, seen=seen)
+    return train_stage(config, data, start, task, options)
 
 
 def finetune(
     config: FinetuneConfig,
     data: Dataset | None = None,
-    progress: bool = True,
-    overwrite: bool = False,
-    devices: int | None = None,
-    seen: observe.Observe = observe.DEFAULT,
+    options: RunOptions | None = None,
+    **overrides: Any,
 ) -> StageResult:
-    """Train encoder + Dense head with cross-entropy, from the pretrained encoder or scratch.
-
-    `overwrite` discards an earlier fine-tuning run (only once data and encoder have loaded).
-    `devices` > 1 trains data-parallel over that many devices (`aejax.parallel`); `seen` asks
-    for TensorBoard events and a profiler trace (`aejax.observe`).
-    """
-    _require_config(config, FinetuneConfig)
-    mesh = data_mesh(devices, config.train.batch_size)
-    warn_if_slow_dtype(config.model.dtype)
-    data = data if data is not None else load_dataset(config.data)
+    """Train encoder + Dense head with cross-entropy, from the pretrained encoder or scratch."""
+    options, mesh, data = _inputs(config, FinetuneConfig, data, options, overrides)
     if data.num_classes > config.model.num_classes:
         raise UserError(
             f"{data.name} has {data.num_classes} classes but the classifier has "
@@ -105,49 +85,44 @@ def finetune(
             settings=("num_classes",),
         )
     started = time.perf_counter()
-    model = stage_model(config, data.input_dim)
     tx = make_optimizer(config.train.lr, config.transfer)
-    state = create_state(model, data.input_dim, tx, stage_key(config, INIT_STREAM, mesh), mesh)
-    resume = resume_epoch(config, overwrite)
-    if resume is None and config.transfer.encoder == "pretrained":
-        encoder = load_pretrained_encoder(config.encoder_source_dir, state.params)
-        params = transplant_encoder(state.params, encoder)
-        state = state.replace(params=params, opt_state=jax.jit(tx.init)(params))
+    model, state = _fresh_state(config, data, tx, mesh)
+    pretrained = config.transfer.encoder == "pretrained"
+    source = config.encoder_source_dir if pretrained else None
     val = None
     if config.early_stopping.val_split:
         data, val = hold_out(data, config.early_stopping.val_split, config.train.seed)
     augmentation = _augmentation(config, data)
-    start = StageStart(state, resume, overwrite, time.perf_counter() - started, mesh)
-    task = StageTask(objectives.classification_metrics(model.apply), augmentation=augmentation)
-    return train_stage(config, data, start, task, progress, val, seen)
+    start = StageStart(state, source, time.perf_counter() - started, mesh)
+    task = StageTask(FINETUNING, FINETUNING.metrics(config, model), augmentation=augmentation)
+    return train_stage(config, data, start, task, options, val)
 
 
 def run_pipeline(
     pretrain_config: PretrainConfig,
     finetune_config: FinetuneConfig,
     data: Dataset | None = None,
-    progress: bool = True,
-    overwrite: bool = False,
-    devices: int | None = None,
-    seen: observe.Observe = observe.DEFAULT,
+    options: RunOptions | None = None,
+    **overrides: Any,
 ) -> PipelineResult:
     """Pretrain, transplant, fine-tune in this process, the data loaded once.
 
     Each stage resumes exactly as `pretrain` and `finetune` do when run one after the other;
-    `overwrite` discards both stages' earlier runs.
+    ``overwrite`` discards both stages' earlier runs.
     """
     if pretrain_config.data != finetune_config.data:
         raise ValueError("both stages of a pipeline train on the same data config")
+    options = RunOptions.resolve(options, overrides)
     data = data if data is not None else load_dataset(pretrain_config.data)
     # Held across both stages, so no other run can slip in between them.
     with workdir_lock(pretrain_config.workdir), workdir_lock(finetune_config.workdir):
-        first = pretrain(pretrain_config, data, progress, overwrite, devices, seen)
-        second = finetune(finetune_config, data, progress, overwrite, devices, seen)
+        first = pretrain(pretrain_config, data, options)
+        second = finetune(finetune_config, data, options)
         return PipelineResult(first, second)
 
 
 def _augmentation(config: FinetuneConfig, data: Dataset):
-    """``(augment, generator)`` for the config's augmentation of `data`'s training split, or None.
+    """The `Augmentation` for the config's augmentation of `data`'s training split, or None.
 
     Latent kinds generate with the pretrained autoencoder, decoder included, restored from the
     pretrain stage folder; its per-class code spread is fitted on this training split only.
@@ -159,7 +134,7 @@ def _augmentation(config: FinetuneConfig, data: Dataset):
     if side * side != data.input_dim:
         raise UserError(f"augmenting needs square images, not {data.input_dim} pixels")
     if spec.kind == "shift":
-        return generation.make_augment(spec, side=side), None
+        return Augmentation(generation.make_augment(spec, side=side))
     saved = load_stage(config.encoder_source_dir)
     if not isinstance(saved.config, PretrainConfig):
         raise UserError(
@@ -169,7 +144,7 @@ def _augmentation(config: FinetuneConfig, data: Dataset):
         )
     fit = jax.jit(generation.fit_generator, static_argnums=(0, 4))
     generator = fit(saved.model, saved.params, *data.train, config.model.num_classes)
-    return generation.make_augment(spec, saved.model, side), generator
+    return Augmentation(generation.make_augment(spec, saved.model, side), generator)
 
 
 def _save_reconstruction_figure(config, model, params, data: Dataset, count: int = 10):
@@ -216,6 +191,18 @@ def _save_vae_figures(config, model, params, data: Dataset, count: int = 10):
     )
 
 
-def _require_config(config, kind: type) -> None:
+def _inputs(config, kind: type, data: Dataset | None, options: RunOptions | None, overrides):
+    """A stage's run options, device mesh and data (loaded unless given), each checked."""
     if not isinstance(config, kind):
         raise TypeError(f"needs a {kind.__name__}, got {type(config).__name__}")
+    options = RunOptions.resolve(options, overrides)
+    mesh = data_mesh(options.devices, config.train.batch_size)
+    warn_if_slow_dtype(config.model.dtype)
+    return options, mesh, data if data is not None else load_dataset(config.data)
+
+
+def _fresh_state(config, data: Dataset, tx: optax.GradientTransformation, mesh):
+    """The stage's model, and its freshly initialised state (step 3 of `aejax.run.resume`)."""
+    model = stage_model(config, data.input_dim)
+    key = stage_key(config, INIT_STREAM, mesh)
+    return model, create_state(model, data.input_dim, tx, key, mesh)

@@ -34,9 +34,9 @@ def variant_runner(data, device_data, spec: str, batch_size: int):
     import optax
 
     import aejax
-    from aejax import generation, objectives
     from aejax.config import AugmentConfig
-    from aejax.train import compile_stage, create_state
+    from aejax.engine.train import compile_stage, create_state
+    from aejax.model import generation, objectives
 
     config = aejax.ModelConfig()
     classifier = aejax.make_classifier(config)

@@ -18,7 +18,7 @@ epochs (default 3; steady state: the median of those after the first). Writes
 - ``multi_seed``: 8 autoencoders as one vmapped program (`aejax.research.multi_seed`) against 1:
   ``ratio_vs_loop`` = 8 seeds' time / (8 x 1 seed's time), below 1 when vmapping pays;
 - ``determinism``: SHA-256 of the params two processes train, ``--xla_gpu_deterministic_ops=true``;
-- ``data_parallel``: the float32 epoch on 1, 2, 4, ... devices (`aejax.parallel.data_mesh`).
+- ``data_parallel``: the float32 epoch on 1, 2, 4, ... devices (`aejax.engine.parallel.data_mesh`).
 """
 
 from __future__ import annotations
@@ -44,7 +44,8 @@ import optax
 import results
 
 import aejax
-from aejax import objectives, parallel, train
+from aejax.engine import parallel, train
+from aejax.model import objectives
 from aejax.research import multi_seed
 
 BATCH = 100

@@ -37,8 +37,8 @@ def aejax_epoch(dataset: str, data_dir: str | None, limit: int | None, batch_siz
     import optax
 
     import aejax
-    from aejax import objectives
-    from aejax.train import compile_stage, create_state
+    from aejax.engine.train import compile_stage, create_state
+    from aejax.model import objectives
 
     config = aejax.DataConfig(dataset=dataset, data_dir=data_dir, train_limit=limit)
     data = aejax.load_dataset(config)
@@ -58,7 +58,7 @@ def aejax_epoch(dataset: str, data_dir: str | None, limit: int | None, batch_siz
 
 def epoch_runner(compiled_epoch, state, train, key):
     """A zero-argument callable that trains one more epoch with `compiled_epoch` (a compiled
-    `aejax.train` epoch program) and waits for it; each epoch draws its key from `key`."""
+    `aejax.engine.train` epoch program) and waits for it; each epoch draws its key from `key`."""
     import jax
 
     box = {"state": state, "epoch": 0}
@@ -202,7 +202,7 @@ def make_parser() -> argparse.ArgumentParser:
 def benchmark(args) -> str:
     """Time every contender, write the results files; the Markdown table."""
     import aejax
-    from aejax.train import batch_plan
+    from aejax.engine.train import batch_plan
 
     if args.rounds < 1 or args.batch_size < 1:
         raise aejax.UserError("rounds and batch size must be at least 1", settings=("rounds",))

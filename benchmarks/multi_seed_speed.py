@@ -26,8 +26,8 @@ def time_cell(config, data, seeds: int) -> dict:
     import jax.numpy as jnp
     import numpy as np
 
-    from aejax.models import make_classifier
-    from aejax.objectives import classification_metrics
+    from aejax.model.models import make_classifier
+    from aejax.model.objectives import classification_metrics
     from aejax.research import label_budget as lb
     from aejax.research import multi_seed
 

@@ -10,7 +10,7 @@ import sys
 
 from aejax import cli
 from aejax.config import DataConfig
-from aejax.data import load_dataset
+from aejax.data.datasets import load_dataset
 
 
 def main(args) -> str:

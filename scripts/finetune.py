@@ -12,7 +12,7 @@ from aejax import cli
 
 def main(args) -> dict:
     config = cli.config_from_args(aejax.FinetuneConfig, args)
-    result = aejax.finetune(config, **cli.stage_options(args))
+    result = aejax.finetune(config, options=cli.run_options(args))
     return result.metrics
 
 

@@ -8,7 +8,7 @@ import sys
 
 from aejax import cli
 from aejax.config import DataConfig
-from aejax.data import load_dataset
+from aejax.data.datasets import load_dataset
 from aejax.research.inspection import load_autoencoder, save_latents, save_variant_grid
 
 

@@ -12,7 +12,7 @@ from aejax import cli
 
 def main(args) -> dict:
     config = cli.config_from_args(aejax.PretrainConfig, args)
-    result = aejax.pretrain(config, **cli.stage_options(args))
+    result = aejax.pretrain(config, options=cli.run_options(args))
     return result.metrics
 
 

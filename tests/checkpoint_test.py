@@ -6,11 +6,11 @@ import numpy as np
 import optax
 import pytest
 
-from aejax import checkpoint
 from aejax.config import ModelConfig
+from aejax.engine.train import create_state
 from aejax.errors import CheckpointError
-from aejax.models import make_autoencoder, make_classifier
-from aejax.train import create_state
+from aejax.model.models import make_autoencoder, make_classifier
+from aejax.run import checkpoint
 
 
 def _equal(a, b) -> bool:

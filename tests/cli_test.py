@@ -1,6 +1,8 @@
 """The scripts' command line: flags default to the config classes' defaults, reach the nested
 configs, and user errors become one line on stderr naming the flags that fix them, exit 2."""
 
+import argparse
+import dataclasses
 import json
 import signal
 
@@ -98,3 +100,36 @@ def test_flags_reach_the_nested_configs():
     args.budgets = parse_budgets(args.budgets)
     study = cli.config_from_args(LabelBudgetConfig, args)
     assert study.budgets == (10, None) and study.model.latent == 8
+
+
+def test_each_pipeline_stage_takes_its_own_training_flags_over_the_shared_ones():
+    argv = ["--epochs", "3", "--lr", "0.01", "--pretrain-epochs", "1", "--finetune-lr", "0.002"]
+    args = cli.pipeline_parser().parse_args(argv)
+    pre = cli.config_from_args(PretrainConfig, args, prefix="pretrain")
+    fine = cli.config_from_args(FinetuneConfig, args, prefix="finetune")
+    assert (pre.train.epochs, pre.train.lr) == (1, 0.01)
+    assert (fine.train.epochs, fine.train.lr) == (3, 0.002)
+    assert cli.config_from_args(FinetuneConfig, args, workdir="w", epochs=5).train.epochs == 5
+
+
+def test_flag_names_are_unique_across_nested_configs_or_the_mapping_refuses():
+    for kind in (PretrainConfig, FinetuneConfig, LabelBudgetConfig):
+        names = cli.leaf_fields(kind)
+        assert len(names) == len(set(names)), kind
+
+    @dataclasses.dataclass(frozen=True)
+    class Inner:
+        lr: float = 0.1
+
+    @dataclasses.dataclass(frozen=True)
+    class Outer:
+        lr: float = 0.2
+        inner: Inner = dataclasses.field(default_factory=Inner)
+
+    with pytest.raises(TypeError, match=r"repeats field names \['lr'\]"):
+        cli.config_from_args(Outer, argparse.Namespace(lr=0.5))
+
+
+def test_a_user_error_names_the_per_stage_flags_only_where_the_parser_has_them():
+    assert cli.pipeline_parser().flag_for("pretrain_lr") == "--pretrain-lr"
+    assert cli.pretrain_parser().flag_for("pretrain_lr") is None

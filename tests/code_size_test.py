@@ -19,7 +19,7 @@ def _name(path) -> str:
 
 def test_the_package_is_found():
     names = {_name(p) for p in _modules()}
-    assert {"aejax/__init__.py", "aejax/train.py", "aejax/research/multi_seed.py"} <= names
+    assert {"aejax/__init__.py", "aejax/engine/train.py", "aejax/research/multi_seed.py"} <= names
 
 
 def test_no_function_is_longer_than_40_lines():

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from aejax import compile_cache
+from aejax.engine import compile_cache
 from support import SUBSET_DIR, run_script
 
 TINY = [
@@ -21,7 +21,9 @@ TINY = [
 # optimizer re-init after the transplant, epoch, test. Anything run eagerly would add more.
 PROGRAMS = 10
 KEY_PROGRAMS = 2  # the seed/epoch key programs do not depend on the model
-KEPT = 6  # programs kept whole (aejax.program_cache): each stage's init, epoch and test
+# Programs kept whole (aejax.engine.compile_cache): each stage's init, epoch and test, and the
+# optimizer re-init after the transplant.
+KEPT = 7
 
 
 def _pipeline(work, *extra):

@@ -6,7 +6,6 @@ import json
 
 import pytest
 
-from aejax import workdir
 from aejax.config import (
     DataConfig,
     EarlyStoppingConfig,
@@ -22,6 +21,7 @@ from aejax.config import (
     pretrain_config,
 )
 from aejax.errors import UserError
+from aejax.run import workdir
 
 
 def test_defaults_are_the_reference_pipeline():

@@ -5,7 +5,7 @@ import os
 import pytest
 
 from aejax.config import DataConfig
-from aejax.data import Dataset, load_dataset
+from aejax.data.datasets import Dataset, load_dataset
 from support import FASHION_DIR, subset_data_config
 
 

@@ -3,10 +3,17 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from aejax import data as data_lib
-from aejax import download
 from aejax.config import DataConfig
-from aejax.data import DeviceData, Split, load_dataset, normalize, read_idx, to_device
+from aejax.data import datasets as data_lib
+from aejax.data.datasets import (
+    DeviceData,
+    Split,
+    download,
+    load_dataset,
+    normalize,
+    read_idx,
+    to_device,
+)
 from aejax.errors import DataError
 from support import SUBSET_SIZES, subset_data_config, write_idx, write_idx_dataset
 

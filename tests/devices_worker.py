@@ -13,15 +13,17 @@ import numpy as np
 import optax
 
 import aejax
-from aejax import checkpoint, objectives, parallel
 from aejax.config import ModelConfig
-from aejax.data import load_dataset, to_device
-from aejax.evaluation import stage_model
-from aejax.keys import INIT_STREAM, epoch_key, stage_key
-from aejax.optim import make_optimizer
+from aejax.data.datasets import load_dataset, to_device
+from aejax.engine import parallel
+from aejax.engine.keys import INIT_STREAM, epoch_key, stage_key
+from aejax.engine.train import compile_stage, create_state, run_epoch
+from aejax.model import objectives
+from aejax.model.optim import make_optimizer
+from aejax.model.tasks import stage_model
 from aejax.research.label_budget import LabelBudgetConfig, run_study
-from aejax.train import compile_stage, create_state, run_epoch
-from aejax.transplant import load_pretrained_encoder
+from aejax.run import checkpoint
+from aejax.run.saved_stage import load_pretrained_encoder
 from support import saved_params, subset_data_config, tiny_config
 
 EPOCHS = 3  # of 10 steps each: early steps only, before Adam amplifies rounding (see README)
@@ -96,7 +98,9 @@ def topologies(tmp: Path) -> dict:
     out = {}
     for first, second in ((4, 1), (1, 4)):
         workdir = tmp / f"from{first}"
-        aejax.pretrain(tiny_config("pretrain", workdir, epochs=1), data, False, devices=first)
+        aejax.pretrain(
+            tiny_config("pretrain", workdir, epochs=1), data, progress=False, devices=first
+        )
         saved = jax.tree.leaves(saved_params(workdir / "pretrain"))
         leaves, holders = restored_params(workdir / "pretrain", second)
         out[f"restore {first}->{second}"] = {
@@ -104,7 +108,7 @@ def topologies(tmp: Path) -> dict:
             "devices_holding": holders,
         }
         resumed = aejax.pretrain(
-            tiny_config("pretrain", workdir, epochs=2), data, False, devices=second
+            tiny_config("pretrain", workdir, epochs=2), data, progress=False, devices=second
         )
         out[f"resume {first}->{second}"] = {
             "epochs_run_now": resumed.metrics["epochs_run_now"],

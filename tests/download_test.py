@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from aejax import download
 from aejax.config import DataConfig
-from aejax.data import load_dataset, load_tfds
+from aejax.data import download
+from aejax.data.datasets import load_dataset, load_tfds
 from aejax.errors import DataError, UserError
 from support import REPO, run_script_here
 
@@ -236,7 +236,7 @@ def test_a_download_killed_midway_leaves_nothing_and_the_next_run_completes(serv
     url = server.serve("", ARCHIVES)
     server.stall.add("/train-images-idx3-ubyte.gz")  # the last archive: three are in memory
     code = (
-        "import sys; from pathlib import Path; from aejax import download; "
+        "import sys; from pathlib import Path; from aejax.data import download; "
         f"download.fetch_archives(Path(sys.argv[1]), [sys.argv[2]], {CHECKSUMS!r})"
     )
     child = subprocess.Popen([sys.executable, "-c", code, str(tmp_path), url], cwd=REPO)

@@ -5,9 +5,9 @@ import json
 import jax
 import numpy as np
 
-from aejax import checkpoint
 from aejax.config import EarlyStoppingConfig
-from aejax.early_stopping import best_epoch, should_stop
+from aejax.run import checkpoint
+from aejax.run.early_stopping import best_epoch, should_stop
 from aejax.stages import finetune, pretrain
 from support import tiny_config
 

@@ -5,8 +5,8 @@ import shutil
 import numpy as np
 import pytest
 
-from aejax import workdir
 from aejax.errors import UserError
+from aejax.run import workdir
 from support import (
     SUBSET_DIR,
     run_script,

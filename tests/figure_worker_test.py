@@ -4,7 +4,8 @@ import sys
 import numpy as np
 import pytest
 
-from aejax import figure_worker, plots
+from aejax.figures import plots
+from aejax.figures import worker as figure_worker
 
 HISTORY = [
     {"epoch": e, "train_loss": 1.0 / e, "test_loss": 1.2 / e, "test_accuracy": 0.5 + e / 10}

@@ -6,13 +6,13 @@ import numpy as np
 import optax
 import pytest
 
-from aejax import generation, objectives
 from aejax.config import AugmentConfig, ModelConfig
-from aejax.data import subset, to_device
+from aejax.data.datasets import subset, to_device
+from aejax.engine.train import compile_stage, create_state
 from aejax.errors import UserError
-from aejax.models import make_autoencoder, make_classifier
+from aejax.model import generation, objectives
+from aejax.model.models import make_autoencoder, make_classifier
 from aejax.research import multi_seed
-from aejax.train import compile_stage, create_state
 
 MODEL = ModelConfig(hidden=32, latent=16)
 CLASSES = 10

@@ -3,9 +3,9 @@ import os
 import numpy as np
 import pytest
 
-from aejax import idx_cache
 from aejax.config import DataConfig
-from aejax.data import load_dataset, read_idx
+from aejax.data import idx_cache
+from aejax.data.datasets import load_dataset, read_idx
 from support import write_idx, write_idx_dataset
 
 

@@ -6,8 +6,8 @@ import jax
 import numpy as np
 import pytest
 
-from aejax import data
 from aejax.config import ObjectiveConfig, PretrainConfig, TransferConfig
+from aejax.data import datasets as data
 from aejax.errors import CheckpointError
 from aejax.research.inspection import load_autoencoder, pca_2d, save_latents, save_variant_grid
 from aejax.stages import finetune, pretrain

@@ -30,10 +30,10 @@ from aejax import (
     torch_adam,
 )
 from aejax.config import ObjectiveConfig
+from aejax.engine.train import create_state, make_epoch_fn
 from aejax.errors import StateDictMismatchError
-from aejax.objectives import classification_metrics
-from aejax.objectives import reconstruction_metrics as objective_metrics
-from aejax.train import create_state, make_epoch_fn
+from aejax.model.objectives import classification_metrics
+from aejax.model.objectives import reconstruction_metrics as objective_metrics
 
 torch = pytest.importorskip("torch", reason="PyTorch parity needs pip install 'aejax[torch]'")
 import torch_reference as ref  # noqa: E402 (needs torch)

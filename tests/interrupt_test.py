@@ -3,8 +3,8 @@
 import os
 import signal
 
-from aejax import distributed
-from aejax.interrupt import StopRequest, stop_on_signal
+from aejax.engine import distributed
+from aejax.run.interrupt import StopRequest, stop_on_signal
 
 
 def test_a_signal_sets_the_request_and_a_second_one_acts_at_once():

@@ -4,9 +4,9 @@ import numpy as np
 import optax
 
 from aejax.config import ModelConfig
-from aejax.models import ENCODER, make_autoencoder, make_classifier
-from aejax.objectives import classification_metrics
-from aejax.train import create_state, make_epoch_fn
+from aejax.engine.train import create_state, make_epoch_fn
+from aejax.model.models import ENCODER, make_autoencoder, make_classifier
+from aejax.model.objectives import classification_metrics
 from support import run_script_here, subset_data_config
 
 

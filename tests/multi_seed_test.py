@@ -6,12 +6,12 @@ import numpy as np
 import optax
 
 from aejax.config import ModelConfig
-from aejax.data import Split
-from aejax.models import make_classifier
-from aejax.objectives import classification_metrics
+from aejax.data.datasets import Split
+from aejax.data.splits import balanced_indices
+from aejax.engine.train import create_state
+from aejax.model.models import make_classifier
+from aejax.model.objectives import classification_metrics
 from aejax.research import multi_seed
-from aejax.splits import balanced_indices
-from aejax.train import create_state
 
 SMALL = ModelConfig(hidden=32, latent=16)
 

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from devices_worker import bitwise_equal, restored_encoder, restored_params
 
-from aejax import checkpoint
+from aejax.run import checkpoint
 from support import REPO, SUBSET_DIR, run_script, run_script_here, saved_params
 
 PROCESSES, DEVICES_EACH = 2, 2

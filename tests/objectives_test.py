@@ -5,11 +5,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from aejax import objectives
 from aejax.config import ModelConfig, ObjectiveConfig
-from aejax.data import normalize
-from aejax.models import make_autoencoder
-from aejax.objectives import bce_per_example, corrupt, reconstruct, reconstruction_metrics
+from aejax.data.datasets import normalize
+from aejax.model import objectives
+from aejax.model.models import make_autoencoder
+from aejax.model.objectives import bce_per_example, corrupt, reconstruct, reconstruction_metrics
 
 
 def _identity(variables, x):

@@ -8,10 +8,10 @@ import jax.numpy as jnp
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from aejax import observe
 from aejax.config import ModelConfig
 from aejax.errors import UserError
-from aejax.models import make_autoencoder, make_classifier
+from aejax.model.models import make_autoencoder, make_classifier
+from aejax.run import observe
 from aejax.stages import pretrain
 from support import tiny_config
 
@@ -20,8 +20,10 @@ from support import tiny_config
 def observed_run(tmp_path_factory, small_fashion):
     """A 3-epoch pretraining with TensorBoard events and a profiled epoch."""
     workdir = tmp_path_factory.mktemp("observed")
-    seen = observe.Observe(tensorboard=True, profile_dir=str(workdir / "profile"))
-    result = pretrain(tiny_config("pretrain", workdir, epochs=3), small_fashion, False, seen=seen)
+    watch = observe.Observe(tensorboard=True, profile_dir=str(workdir / "profile"))
+    result = pretrain(
+        tiny_config("pretrain", workdir, epochs=3), small_fashion, progress=False, observe=watch
+    )
     return workdir, result
 
 
@@ -60,15 +62,22 @@ def test_an_unwritable_tensorboard_folder_is_a_warning_and_training_goes_on(
     with pytest.warns(UserWarning, match="TensorBoard events not written"):
         result = pretrain(config, small_fashion, progress=False)
     assert result.metrics["epochs"] == 1 and "tensorboard_s" not in result.metrics
-    off = pretrain(config, small_fashion, False, overwrite=True, seen=observe.Observe(False))
+    off = pretrain(
+        config, small_fashion, progress=False, overwrite=True, observe=observe.Observe(False)
+    )
     assert "tensorboard_s" not in off.metrics
 
 
 def test_a_profile_folder_that_cannot_be_made_is_refused_before_training(tmp_path, small_fashion):
     (tmp_path / "blocker").write_text("")
-    seen = observe.Observe(profile_dir=str(tmp_path / "blocker" / "profile"))
+    watch = observe.Observe(profile_dir=str(tmp_path / "blocker" / "profile"))
     with pytest.raises(UserError, match="cannot use .* for the profile") as info:
-        pretrain(tiny_config("pretrain", tmp_path, epochs=1), small_fashion, False, seen=seen)
+        pretrain(
+            tiny_config("pretrain", tmp_path, epochs=1),
+            small_fashion,
+            progress=False,
+            observe=watch,
+        )
     assert info.value.settings == ("profile",)
     assert not (tmp_path / "pretrain" / "checkpoints").exists()
 

@@ -6,10 +6,10 @@ import numpy as np
 import optax
 
 from aejax.config import ModelConfig, TransferConfig
-from aejax.models import make_classifier
-from aejax.objectives import classification_metrics
-from aejax.optim import make_optimizer, param_labels
-from aejax.train import create_state, make_epoch_fn
+from aejax.engine.train import create_state, make_epoch_fn
+from aejax.model.models import make_classifier
+from aejax.model.objectives import classification_metrics
+from aejax.model.optim import make_optimizer, param_labels
 
 SMALL = ModelConfig(hidden=32, latent=16)
 

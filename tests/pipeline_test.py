@@ -53,15 +53,27 @@ def _torchvision_root(tmp_path):
     return str(root)
 
 
-def test_an_unavailable_dataset_falls_back_in_one_line(tmp_path):
+def test_an_unavailable_dataset_falls_back_in_one_line(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the default workdir, runs/DATASET, follows the fallback
     args = [*TINY, "--data-dir", _torchvision_root(tmp_path), "--dataset", "mnist"]
-    args += ["--fallback-dataset", "fashion_mnist"]
-    done = run_script_here("pipeline", *args, "--workdir", str(tmp_path / "work"))
+    done = run_script_here("pipeline", *args, "--fallback-dataset", "fashion_mnist")
     assert done.returncode == 0, done.stderr
     notice = done.stderr.splitlines()
     assert len(notice) == 1 and notice[0].startswith("mnist is not available here (")
     assert notice[0].endswith("); using fashion_mnist instead.")
-    assert json.loads(done.stdout)["dataset"] == "fashion_mnist"
+    record = json.loads(done.stdout)
+    assert (record["dataset"], record["workdir"]) == ("fashion_mnist", "runs/fashion_mnist")
+    saved = json.loads((tmp_path / "runs/fashion_mnist/finetune/config.json").read_text())
+    assert saved["data"]["dataset"] == "fashion_mnist"
+
+
+def test_each_stage_trains_with_its_own_epochs_and_lr(tmp_path):
+    own = ["--pretrain-epochs", "1", "--finetune-lr", "0.002", "--workdir", str(tmp_path)]
+    done = run_script_here("pipeline", *TINY, *own)
+    assert done.returncode == 0, done.stderr
+    record = json.loads(done.stdout)
+    assert (record["pretrain"]["epochs"], record["pretrain"]["lr"]) == (1, 0.001)
+    assert (record["finetune"]["epochs"], record["finetune"]["lr"]) == (2, 0.002)
 
 
 def test_without_a_fallback_an_unavailable_dataset_is_an_error(tmp_path):

@@ -14,7 +14,7 @@ import time
 import numpy as np
 import pytest
 
-from aejax import checkpoint
+from aejax.run import checkpoint
 from support import SUBSET_DIR, run_script, run_script_async, saved_params
 
 # Twelve short epochs on the 2000-image subset: training and checkpointing fill a few seconds of

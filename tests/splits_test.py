@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from aejax.data import Split
+from aejax.data.datasets import Split
+from aejax.data.splits import balanced_indices, hold_out, per_class_counts
 from aejax.errors import UserError
-from aejax.splits import balanced_indices, hold_out, per_class_counts
 
 
 def test_budgets_are_class_balanced_deterministic_and_nested(small_fashion):

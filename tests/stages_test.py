@@ -7,12 +7,12 @@ import jax
 import numpy as np
 import pytest
 
-from aejax import checkpoint
 from aejax.config import FinetuneConfig, ObjectiveConfig, PretrainConfig, TrainConfig
+from aejax.engine.keys import epoch_key
 from aejax.errors import UserError
 from aejax.evaluation import evaluate_stage, load_stage
-from aejax.keys import epoch_key
-from aejax.stage_loop import resume_epoch
+from aejax.run import checkpoint
+from aejax.run.resume import resume_epoch
 from aejax.stages import finetune, pretrain
 from support import SUBSET_DIR, SUBSET_SIZES, run_script, subset_data_config, tiny_config
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from aejax.config import DataConfig, FinetuneConfig, ModelConfig, PretrainConfig, TrainConfig
-from aejax.workdir_lock import LOCK_NAME
+from aejax.run.workdir_lock import LOCK_NAME
 
 REPO = Path(__file__).resolve().parents[1]
 SUBSET_DIR = REPO / "tests" / "data" / "fashion_mnist_subset"
@@ -121,7 +121,7 @@ def saved_params(stage_dir: Path):
     import jax
     import orbax.checkpoint as ocp
 
-    from aejax import checkpoint
+    from aejax.run import checkpoint
 
     checkpoints_dir = Path(stage_dir) / "checkpoints"
     epoch = checkpoint.latest_epoch(checkpoints_dir)

@@ -7,12 +7,8 @@ import pytest
 from flax.training.train_state import TrainState
 
 from aejax.config import ModelConfig, ObjectiveConfig
-from aejax.data import DeviceData, Split, normalize
-from aejax.errors import TrainingDivergedError
-from aejax.evaluation import evaluate
-from aejax.models import make_autoencoder, make_classifier
-from aejax.objectives import classification_metrics, reconstruction_metrics
-from aejax.train import (
+from aejax.data.datasets import DeviceData, Split, normalize
+from aejax.engine.train import (
     compile_eval,
     compile_stage,
     create_state,
@@ -21,7 +17,12 @@ from aejax.train import (
     masked_mean,
     run_epoch,
     steady_state_seconds,
+    train_step,
 )
+from aejax.errors import TrainingDivergedError
+from aejax.evaluation import evaluate
+from aejax.model.models import make_autoencoder, make_classifier
+from aejax.model.objectives import classification_metrics, reconstruction_metrics
 
 SMALL = ModelConfig(hidden=32, latent=16)
 
@@ -169,3 +170,38 @@ def test_steady_state_leaves_out_the_first_epoch():
     assert steady_state_seconds([9.0, 1.0, 2.0, 30.0]) == 2.0
     assert steady_state_seconds([5.0]) == 5.0
     assert steady_state_seconds([]) is None
+
+
+def _sgd_classifier_state():
+    # Plain SGD: Adam's first step is about lr * sign(gradient), which turns a rounding difference
+    # in a near-zero gradient into a step of 2 * lr; SGD keeps rounding differences small.
+    model = make_classifier(SMALL)
+    return model, create_state(model, 784, optax.sgd(0.1), jax.random.key(0))
+
+
+def test_the_epoch_scans_train_step(small_fashion):
+    model, state = _sgd_classifier_state()
+    images, labels = _arrays(small_fashion, 100)
+    metrics_fn = classification_metrics(model.apply)
+    epoch = jax.jit(make_epoch_fn(metrics_fn, 100, 100))  # one step over all 100, shuffled
+    by_epoch, epoch_metrics = epoch(state, images, labels, jax.random.key(1))
+    step = jax.jit(train_step, static_argnums=3)
+    batch = (images, labels, jnp.ones(100))
+    by_step, step_metrics = step(state, batch, jax.random.key(2), metrics_fn)
+    chex.assert_trees_all_close(by_step.params, by_epoch.params, rtol=1e-5, atol=1e-6)
+    assert int(by_step.step) == int(by_epoch.step) == 1
+    np.testing.assert_allclose(step_metrics["loss"], epoch_metrics["loss"][0], rtol=1e-5)
+
+
+def test_train_step_ignores_examples_of_weight_zero(small_fashion):
+    model, state = _sgd_classifier_state()
+    images, labels = _arrays(small_fashion, 100)
+    metrics_fn = classification_metrics(model.apply)
+    step = jax.jit(train_step, static_argnums=3)
+    weights = jnp.arange(100) < 70
+    padded, padded_metrics = step(state, (images, labels, weights), jax.random.key(0), metrics_fn)
+    real = (images[:70], labels[:70], jnp.ones(70))
+    plain, plain_metrics = step(state, real, jax.random.key(0), metrics_fn)
+    chex.assert_trees_all_close(padded.params, plain.params, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(padded_metrics["loss"], plain_metrics["loss"], rtol=1e-6)
+    assert not np.allclose(padded.params["head"]["kernel"], state.params["head"]["kernel"])

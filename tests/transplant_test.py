@@ -5,8 +5,8 @@ import pytest
 
 from aejax.config import ModelConfig
 from aejax.errors import EncoderMismatchError
-from aejax.models import make_autoencoder, make_classifier
-from aejax.transplant import transplant_encoder
+from aejax.model.models import make_autoencoder, make_classifier
+from aejax.model.transplant import transplant_encoder
 
 
 def _params(model, key):

@@ -5,8 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from aejax.config import ModelConfig
-from aejax.models import make_classifier
-from aejax.trees import Difference, differences, leaf_shapes
+from aejax.model.models import make_classifier
+from aejax.model.trees import Difference, differences, leaf_shapes
 
 
 def test_leaf_shapes_names_each_leaf_by_its_path():

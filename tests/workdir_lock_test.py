@@ -12,9 +12,9 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from aejax import distributed
+from aejax.engine import distributed
 from aejax.errors import UserError, WorkdirBusyError
-from aejax.workdir_lock import LOCK_NAME, workdir_lock
+from aejax.run.workdir_lock import LOCK_NAME, workdir_lock
 from support import REPO, SUBSET_DIR, run_script_here, snapshot
 
 TIMEOUT_S = 120
@@ -26,7 +26,7 @@ TINY = [
 # Another run: takes the workdir's lock, says so, and keeps it until it is killed.
 HOLD = """
 import sys, time
-from aejax.workdir_lock import workdir_lock
+from aejax.run.workdir_lock import workdir_lock
 with workdir_lock(sys.argv[1]):
     print("ready", flush=True)
     time.sleep(600)

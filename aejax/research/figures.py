@@ -7,8 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from aejax import plots
-from aejax.plots import pyplot
+from aejax.figures import plots
+from aejax.figures.plots import pyplot
 
 STYLES = ("-", "--", ":")  # past ten methods the colours repeat; the line style does not
 

@@ -12,12 +12,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from aejax import objectives
 from aejax.config import PretrainConfig
-from aejax.data import Dataset, normalize
+from aejax.data.datasets import Dataset, normalize
 from aejax.errors import CheckpointError
-from aejax.evaluation import SavedStage, load_stage
+from aejax.model import objectives
 from aejax.research import figures
+from aejax.run.saved_stage import SavedStage, load_stage
 
 
 def pca_2d(latents: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

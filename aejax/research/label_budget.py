@@ -28,13 +28,15 @@ import numpy as np
 import optax
 from tqdm.auto import tqdm
 
-from aejax import distributed, objectives, parallel
 from aejax.config import DataConfig, ModelConfig
-from aejax.data import Dataset, DeviceData, load_dataset, to_device
+from aejax.data.datasets import Dataset, DeviceData, load_dataset, to_device
+from aejax.data.splits import balanced_indices
+from aejax.engine import distributed, parallel
 from aejax.errors import UserError
-from aejax.models import ENCODER, make_classifier
-from aejax.objectives import classification_metrics
-from aejax.optim import make_optimizer
+from aejax.model import objectives
+from aejax.model.models import ENCODER, make_classifier
+from aejax.model.objectives import classification_metrics
+from aejax.model.optim import make_optimizer
 from aejax.research import multi_seed
 from aejax.research.methods import (
     GENERATOR,
@@ -46,7 +48,6 @@ from aejax.research.methods import (
     generated_examples,
     parse_methods,
 )
-from aejax.splits import balanced_indices
 
 AE_INIT, AE_EPOCHS, CLF_INIT, CLF_EPOCHS = 0, 1, 2, 3  # independent random streams per seed
 ALL = "all"

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from aejax import plots
+from aejax.figures import plots
 from aejax.research import figures
 
 

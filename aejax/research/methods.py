@@ -14,12 +14,13 @@ import math
 
 import jax
 
-from aejax import generation, objectives
 from aejax.config import AugmentConfig, ObjectiveConfig, TransferConfig
-from aejax.data import Dataset, DeviceData, normalize
+from aejax.contracts import Augmentation
+from aejax.data.datasets import Dataset, DeviceData, normalize
+from aejax.data.splits import balanced_indices
 from aejax.errors import UserError
-from aejax.models import make_autoencoder
-from aejax.splits import balanced_indices
+from aejax.model import generation, objectives
+from aejax.model.models import make_autoencoder
 
 # The pretraining objectives compared; "denoise" masks a quarter of the input pixels.
 PRETRAININGS = {
@@ -96,14 +97,14 @@ def autoencoder(config, input_dim: int, objective: str):
 
 
 def cell_augmentation(config, method: Method, data: DeviceData, cell, start):
-    """``(augment, generators)`` of `method` in `cell` (None: no augmentation); each seed's
-    generator is fitted on that seed's labelled subset only."""
+    """The `Augmentation` of `method` in `cell` (None: none), its generator stacked per seed: each
+    seed's generator is fitted on that seed's labelled subset only."""
     spec = method.augmentation
     if spec.kind == "none":
         return None
     side = math.isqrt(data.train.images.shape[1])
     if spec.kind == "shift":
-        return generation.make_augment(spec, side=side), None
+        return Augmentation(generation.make_augment(spec, side=side))
     model = autoencoder(config, data.train.images.shape[1], GENERATOR)
     classes = config.model.num_classes
 
@@ -112,7 +113,7 @@ def cell_augmentation(config, method: Method, data: DeviceData, cell, start):
         return generation.fit_generator(model, params, images, labels, classes)
 
     generators = jax.jit(jax.vmap(fit))(start[1][GENERATOR], cell.indices)
-    return generation.make_augment(spec, model, side), generators
+    return Augmentation(generation.make_augment(spec, model, side), generators)
 
 
 def generated_examples(config, data: Dataset, autoencoders):

@@ -1,8 +1,8 @@
 """Many seeds trained together as one compiled program.
 
-`jax.vmap` maps the task-agnostic epoch of `aejax.train` over a leading *seed* axis of the train
-state (params and optimizer state), the random keys and the data indices (each seed may train on
-its own subset of one shared, device-resident dataset). A whole run — every epoch of every seed —
+`jax.vmap` maps the task-agnostic epoch of `aejax.engine.train` over a leading *seed* axis of the
+train state (params and optimizer state), the random keys and the data indices (each seed may train
+on its own subset of one shared, device-resident dataset). A whole run — every epoch of every seed —
 is one `lax.scan` inside one AOT-compiled program, so small models that cannot fill the machine
 alone share each step's dispatch and matrix multiplies instead of queueing one after another.
 """
@@ -14,8 +14,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from aejax.data import Split
-from aejax.train import MetricsFn, TrainState, compile_once_run, make_epoch_fn, make_eval_fn
+from aejax.contracts import Augmentation, MetricsFn
+from aejax.data.datasets import Split
+from aejax.engine.train import TrainState, compile_once_run, make_epoch_fn, make_eval_fn
 
 
 def init_params(model, input_dim: int, keys):
@@ -65,13 +66,13 @@ def compile_run(
     indices,
     batch_size,
     epochs,
-    augmentation: tuple | None = None,
+    augmentation: Augmentation | None = None,
 ):
     """``run(states, images, labels, keys, indices)`` vmapped over seeds, compiled ahead of time.
 
     Each seed trains `epochs` epochs on the rows of `train` that its row of `indices` names; the
-    states are donated. `augmentation` is ``(augment, generators)``, the generators stacked per
-    seed like the states (`aejax.generation`).
+    states are donated. An `augmentation`'s generator holds one generator per seed, stacked like
+    the states (`aejax.model.generation`).
     """
     augment, generators = augmentation or (None, None)
     run = make_run_fn(metrics_fn, indices.shape[1], batch_size, epochs, augment)

@@ -1,0 +1,172 @@
+"""Orbax checkpoints: one per epoch (full TrainState + JSON metadata) and partial encoder restore.
+
+Each checkpoint step is the number of completed epochs. Orbax writes into a temporary folder and
+renames it on commit, so a run killed mid-save never leaves a checkpoint that looks complete. Old
+checkpoints, though, are deleted in place: a run killed mid-delete leaves a step folder without
+one of its items, which the next run removes before it opens the folder.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import jax
+import orbax.checkpoint as ocp
+
+from aejax.engine import distributed
+from aejax.errors import CheckpointError
+
+STATE_ITEM = "state"
+META_ITEM = "meta"
+
+
+def abstract_like(tree):
+    """Shape/dtype/sharding structs of `tree`: the restore target that allocates nothing."""
+    return jax.tree.map(ocp.utils.to_shape_dtype_struct, tree)
+
+
+def _rank(metrics: dict[str, Any]) -> tuple[float, int]:
+    """Higher score is better; on a tie the earlier epoch wins (it is what "improved" means)."""
+    return metrics["score"], -metrics["epoch"]
+
+
+class StageCheckpoints:
+    """The checkpoints of one training stage, in ``directory/<epoch>/{state,meta}``.
+
+    With ``track_best=True`` each save carries a score and, beside the newest `keep`, Orbax also
+    keeps the best-scoring checkpoint (`BestN`), so early stopping can restore it after the run.
+    """
+
+    def __init__(self, directory: str | Path, keep: int = 3, track_best: bool = False):
+        self.directory = Path(directory).absolute()
+        remove_partly_deleted(self.directory)
+        if track_best:
+            policy = ocp.checkpoint_managers.AnyPreservationPolicy(
+                [
+                    ocp.checkpoint_managers.LatestN(n=keep),
+                    ocp.checkpoint_managers.BestN(get_metric_fn=_rank, n=1),
+                ]
+            )
+            options = ocp.CheckpointManagerOptions(
+                create=True,
+                best_fn=_rank,
+                best_mode="max",
+                preservation_policy=policy,
+                cleanup_tmp_directories=True,
+            )
+        else:
+            # Leftovers of a save that was killed are removed when the manager opens.
+            options = ocp.CheckpointManagerOptions(
+                max_to_keep=keep, create=True, cleanup_tmp_directories=True
+            )
+        self._manager = ocp.CheckpointManager(self.directory, options=options)
+
+    def __enter__(self) -> StageCheckpoints:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def wait_until_saved(self) -> None:
+        """Block until the last (asynchronous) save has been committed."""
+        self._manager.wait_until_finished()
+
+    def close(self) -> None:
+        self._manager.wait_until_finished()
+        self._manager.close()
+
+    def latest_epoch(self) -> int | None:
+        """The newest fully committed epoch, or None when there is none."""
+        return self._manager.latest_step()
+
+    def best_epoch(self) -> int | None:
+        """The epoch with the best score (with ``track_best``), else the newest one."""
+        self._manager.wait_until_finished()  # saves are asynchronous
+        return self._manager.best_step()
+
+    def save(
+        self, epoch: int, state: Any, meta: dict[str, Any], score: float | None = None
+    ) -> None:
+        """Save the train state and JSON metadata after `epoch` epochs (asynchronously)."""
+        args = ocp.args.Composite(
+            **{STATE_ITEM: ocp.args.StandardSave(state), META_ITEM: ocp.args.JsonSave(meta)}
+        )
+        metrics = None if score is None else {"score": float(score), "epoch": epoch}
+        self._manager.save(epoch, args=args, metrics=metrics)
+
+    def restore(self, epoch: int, state_like: Any) -> tuple[Any, dict[str, Any]]:
+        """Restore the state (structured like `state_like`) and metadata saved after `epoch`."""
+        args = ocp.args.Composite(
+            **{
+                STATE_ITEM: ocp.args.StandardRestore(abstract_like(state_like)),
+                META_ITEM: ocp.args.JsonRestore(),
+            }
+        )
+        try:
+            restored = self._manager.restore(epoch, args=args)
+        except Exception as err:  # noqa: BLE001 - Orbax raises many types for bad checkpoints
+            raise CheckpointError(
+                f"checkpoint {self.directory / str(epoch)} cannot be restored "
+                f"({_first_line(err)}); remove it or use another workdir",
+                settings=("workdir",),
+            ) from err
+        return restored[STATE_ITEM], restored[META_ITEM]
+
+
+def saved_param_shapes(directory: str | Path, epoch: int) -> dict[str, Any]:
+    """Shapes of the params saved at `epoch`, read from metadata without loading any array."""
+    path = Path(directory).absolute() / str(epoch) / STATE_ITEM
+    try:
+        tree = dict(ocp.StandardCheckpointer().metadata(path).item_metadata)
+        params = dict(tree["params"])
+    except Exception as err:  # noqa: BLE001 - Orbax raises many types for bad checkpoints
+        raise CheckpointError(
+            f"cannot read checkpoint metadata in {path} ({_first_line(err)})"
+        ) from err
+    return jax.tree.map(lambda leaf: tuple(leaf.shape), params)
+
+
+def restore_subtree(directory: str | Path, epoch: int, target: dict[str, Any]) -> dict[str, Any]:
+    """Restore only the leaves named by `target` (a nested dict inside the state) from `epoch`."""
+    target = abstract_like(target)
+    restore = ocp.args.PyTreeRestore(
+        item=target,
+        restore_args=ocp.checkpoint_utils.construct_restore_args(target),
+        partial_restore=True,
+    )
+    # A fresh manager: one that saved with StandardSave cannot also serve a PyTreeRestore.
+    with ocp.CheckpointManager(Path(directory).absolute()) as manager:
+        restored = manager.restore(epoch, args=ocp.args.Composite(**{STATE_ITEM: restore}))
+    return restored[STATE_ITEM]
+
+
+def partly_deleted(directory: Path) -> list[Path]:
+    """Step folders missing an item: what a kill during Orbax's deletion of an old one leaves."""
+    if not directory.is_dir():
+        return []
+    steps = [p for p in directory.iterdir() if p.is_dir() and p.name.isdigit()]
+    return [p for p in steps if not all((p / item).is_dir() for item in (STATE_ITEM, META_ITEM))]
+
+
+def remove_partly_deleted(directory: Path) -> None:
+    """Finish the deletions a killed run left half done (process 0; the others wait)."""
+    if distributed.is_primary():
+        for step in partly_deleted(directory):
+            shutil.rmtree(step, ignore_errors=True)
+    distributed.barrier("aejax: partly deleted checkpoints removed")
+
+
+def latest_epoch(directory: str | Path) -> int | None:
+    """The newest committed epoch in `directory`, or None if it holds no checkpoint."""
+    directory = Path(directory).absolute()
+    if not directory.is_dir():
+        return None
+    with ocp.CheckpointManager(directory) as manager:
+        return manager.latest_step()
+
+
+def _first_line(err: Exception) -> str:
+    text = str(err).strip().splitlines()
+    return text[0][:200] if text else type(err).__name__

@@ -1,0 +1,69 @@
+"""A finished stage read back from its folder: its config, model and newest params, and the
+pretrained encoder alone (Orbax partial restore of the encoder subtree), for a transplant."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from aejax.config import StageConfig
+from aejax.errors import CheckpointError
+from aejax.model.models import ENCODER
+from aejax.model.tasks import stage_model
+from aejax.model.transplant import check_encoder_fits
+from aejax.run import checkpoint
+
+
+@dataclasses.dataclass(frozen=True)
+class SavedStage:
+    """A stage folder's config, its model, and the params of its newest checkpoint."""
+
+    config: StageConfig
+    model: nn.Module
+    params: Any
+    epoch: int
+
+
+def load_stage(stage_dir: str | Path) -> SavedStage:
+    """The newest checkpoint of a stage folder, restored without loading its dataset."""
+    stage_dir = Path(stage_dir)
+    config_path, checkpoints = stage_dir / "config.json", stage_dir / "checkpoints"
+    if not config_path.is_file():
+        raise CheckpointError(f"{stage_dir} is not a stage folder (no config.json)")
+    config = StageConfig.from_json(config_path.read_text())
+    epoch = checkpoint.latest_epoch(checkpoints)
+    if epoch is None:
+        raise CheckpointError(f"no checkpoint in {checkpoints}")
+    input_dim = checkpoint.saved_param_shapes(checkpoints, epoch)[ENCODER]["hidden"]["kernel"][0]
+    model = stage_model(config, input_dim)
+    template = jax.eval_shape(model.init, jax.random.key(0), jnp.zeros((1, input_dim)))
+    params = checkpoint.restore_subtree(checkpoints, epoch, {"params": template["params"]})
+    return SavedStage(config, model, params["params"], epoch)
+
+
+def load_pretrained_encoder(pretrain_dir: str | Path, classifier_params) -> Any:
+    """The encoder of the newest pretrain checkpoint (Orbax partial restore), shape-checked."""
+    checkpoints_dir = Path(pretrain_dir) / "checkpoints"
+    epoch = checkpoint.latest_epoch(checkpoints_dir)
+    if epoch is None:
+        raise CheckpointError(
+            f"no pretrained checkpoint in {checkpoints_dir}; pretrain into the same workdir "
+            "first, or name a finished pretrain stage folder as pretrained_dir",
+            settings=("workdir", "pretrained_dir"),
+        )
+    saved = checkpoint.saved_param_shapes(checkpoints_dir, epoch)
+    if ENCODER not in saved:
+        raise CheckpointError(f"checkpoint {checkpoints_dir}/{epoch} holds no encoder")
+    shapes = jax.tree.map(
+        lambda s: jax.ShapeDtypeStruct(s, jnp.float32),
+        saved[ENCODER],
+        is_leaf=lambda x: isinstance(x, tuple),
+    )
+    check_encoder_fits(classifier_params, shapes)
+    target = {"params": {ENCODER: classifier_params[ENCODER]}}
+    return checkpoint.restore_subtree(checkpoints_dir, epoch, target)["params"][ENCODER]

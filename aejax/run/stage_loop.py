@@ -1,0 +1,279 @@
+"""The training loop both stages share: one compiled epoch after another, a checkpoint after
+each, optional early stopping, then the stage's outputs. Where a stage starts is
+`aejax.run.resume` (the resume order, written once)."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import jax
+from jax.sharding import Mesh
+from tqdm.auto import tqdm
+
+from aejax.config import StageConfig
+from aejax.contracts import Augmentation, MetricsFn
+from aejax.data.datasets import Dataset, DeviceData, Split, to_device
+from aejax.engine import distributed, parallel
+from aejax.engine.keys import epoch_key
+from aejax.engine.train import (
+    CompiledStage,
+    TrainState,
+    compile_stage,
+    run_epoch,
+    steady_state_seconds,
+)
+from aejax.errors import TrainingInterrupted, UserError
+from aejax.figures import plots
+from aejax.model.tasks import Task
+from aejax.run import checkpoint, early_stopping, observe
+from aejax.run.interrupt import StopRequest, stop_on_signal
+from aejax.run.options import RunOptions
+from aejax.run.resume import StageStart, pretrained_encoder, resume_epoch, start_state
+from aejax.run.stage_report import StageTimes, final_metrics, summary_line
+from aejax.run.workdir import prepare_stage_dir, remove_stage_outputs, write_json, write_jsonl
+from aejax.run.workdir_lock import holding_workdir_lock
+
+
+@dataclasses.dataclass
+class StageResult:
+    """Final state, per-epoch history and summary metrics of a finished stage."""
+
+    state: TrainState
+    history: list[dict[str, Any]]
+    metrics: dict[str, Any]
+
+
+@dataclasses.dataclass(frozen=True)
+class StageTask:
+    """What a stage is (`kind`: its report and figure files), what it optimises, what it draws
+    from its final params besides its curves, and what extends its training batches."""
+
+    kind: Task
+    metrics_fn: MetricsFn
+    figures: Callable[[Any], None] | None = None
+    augmentation: Augmentation | None = None  # training batches grow (`aejax.model.generation`)
+
+
+@dataclasses.dataclass
+class StageRun:
+    """One stage while it trains: what it runs, on what, and its history so far.
+
+    `history` holds every epoch of the run, resumed ones included; the last `len(history) -
+    resumed` rows were trained by this process, and only those are timed. `board` is its
+    TensorBoard log (or None); one steady-state epoch is traced into `profile_dir`, if set.
+    """
+
+    config: StageConfig
+    compiled: CompiledStage
+    data: DeviceData
+    checkpoints: checkpoint.StageCheckpoints
+    history: list[dict[str, Any]]
+    resumed: int
+    validator: early_stopping.Validator | None = None
+    mesh: Mesh | None = None
+    board: observe.TensorBoardLog | None = None
+    profile_dir: str | None = None
+    checkpoint_seconds: list[float] = dataclasses.field(default_factory=list)
+
+    def train(self, state, stop: StopRequest, progress: bool):
+        """Train up to the configured epochs; stops early on a signal or stalled validation."""
+        patience = self.validator.patience if self.validator else None
+        bar = tqdm(
+            total=self.config.train.epochs,
+            initial=len(self.history),
+            desc=self.config.stage,
+            unit="epoch",
+            disable=not progress,
+            dynamic_ncols=True,
+        )
+        traced = observe.profile_epoch(len(self.history), self.config.train.epochs)
+        for epoch in range(len(self.history), self.config.train.epochs):
+            if stop.agreed() or early_stopping.should_stop(self.history, patience):
+                break
+            with observe.profiling(self.profile_dir if epoch == traced else None):
+                state = self.train_epoch(state, epoch, progress)
+            bar.set_postfix(loss=f"{self.history[-1]['train_loss']:.4f}")
+            bar.update(1)
+        bar.close()
+        return state
+
+    def train_epoch(self, state, epoch: int, progress: bool):
+        """Epoch `epoch` (from 0): train, test, validate, checkpoint, log."""
+        # The previous epoch's checkpoint is still being written in the background: it overlaps
+        # this epoch (a few ms of file writes) instead of holding it up.
+        key = epoch_key(self.config, epoch, self.mesh)
+        state, record, step_losses = run_epoch(self.compiled, state, self.data, key, epoch + 1)
+        row = record.as_dict()
+        if self.validator:
+            started = time.perf_counter()
+            row.update(self.validator(state.params))
+            row["eval_s"] += time.perf_counter() - started
+        self.history.append(row)
+        score = early_stopping.score(row) if self.validator else None
+        # A copy: the save is asynchronous and the next epoch appends to the history.
+        meta = {"history": list(self.history), "config": self.config.to_dict()}
+        started = time.perf_counter()
+        with jax.profiler.TraceAnnotation("checkpoint"):  # a named region of a profile
+            self.checkpoints.save(epoch + 1, state, meta, score=score)
+        # Time blocked on checkpoints (Orbax waits for the previous save before starting this
+        # one); kept apart from `row`, which the asynchronous save may still be serialising.
+        self.checkpoint_seconds.append(time.perf_counter() - started)
+        write_jsonl(self.config.stage_dir / "metrics.jsonl", self.history)
+        if self.board:
+            self.board.epoch(row, len(self.data.train.labels))
+        if progress:
+            tqdm.write(summary_line(self.config, record, step_losses))
+        return state
+
+    def times(self, init_s: float) -> StageTimes:
+        """Where this process's time went, building the start state (`init_s`) included."""
+        trained = self.history[self.resumed :]
+        return StageTimes(
+            seconds_per_epoch=steady_state_seconds([r["seconds"] for r in trained]),
+            init_s=init_s,
+            compile_s=self.compiled.compile_s,
+            epochs_s=sum(r.get("seconds", 0.0) for r in trained),
+            eval_s=sum(r.get("eval_s", 0.0) for r in trained),
+            checkpoint_s=sum(self.checkpoint_seconds),
+            epochs_run_now=len(trained),
+        )
+
+
+@holding_workdir_lock  # one run per workdir: taken before anything is removed or written
+def train_stage(
+    config: StageConfig,
+    data: Dataset,
+    start: StageStart,
+    task: StageTask,
+    options: RunOptions,
+    val: Split | None = None,
+) -> StageResult:
+    """Train `config`'s stage from where `start_state` says on `data` (validating on `val`),
+    and write its outputs."""
+    started = time.perf_counter()
+    _refuse_bad_inputs(config, data, options.observe)
+    resume = resume_epoch(config, options.overwrite)
+    encoder = pretrained_encoder(start, resume)  # an input: loaded before anything is removed
+    if options.overwrite:
+        remove_stage_outputs(config, task.kind.figure_files)
+    stage_dir = prepare_stage_dir(config, start.state)
+    device_data = to_device(data, val, parallel.replicated(start.mesh))
+    checkpoints = checkpoint.StageCheckpoints(
+        stage_dir / "checkpoints", config.train.keep_checkpoints, track_best=val is not None
+    )
+    board = _open_board(config, start.state.params, options)
+    with checkpoints:
+        state, history = start_state(start, checkpoints, resume, encoder)
+        run = _begin(config, start, task, device_data, state, history, checkpoints, board, options)
+        state, best = _train(run, state, options.progress)
+    report = task.kind.report(config, run.history[-1])
+    metrics = final_metrics(config, run.history, data, run.times(start.init_s), report)
+    if best is not None:
+        metrics.update(best, num_val=len(val.labels))
+    metrics.update(_write_outputs(run, state, task, data))
+    metrics["wall_s"] = time.perf_counter() - started + start.init_s
+    write_json(stage_dir / "metrics.json", metrics)
+    return StageResult(state, run.history, metrics)
+
+
+def _refuse_bad_inputs(config: StageConfig, data: Dataset, seen: observe.Observe) -> None:
+    """What must hold before anything is removed or written, in every process."""
+    observe.prepare_profile_dir(seen.profile_dir)
+    if config.train.batch_size > len(data.train_labels):
+        raise UserError(
+            f"batch size {config.train.batch_size} exceeds the {len(data.train_labels)} "
+            "training examples",
+            settings=("batch_size",),
+        )
+    distributed.require_shared_workdir(config.workdir)
+    distributed.require_same_data(*data.train, *data.test)
+
+
+def _open_board(config: StageConfig, params, options: RunOptions):
+    """The stage's TensorBoard log (or None), its settings written; the parameter table shown."""
+    if options.progress and distributed.is_primary():
+        observe.print_summary(params, f"{config.stage}: parameters")
+    board = observe.TensorBoardLog.open(config.stage_dir, options.observe.tensorboard)
+    if board:
+        board.hyperparameters(config.to_dict(), ["test/loss"])
+    return board
+
+
+def _write_outputs(run: StageRun, state, task: StageTask, data: Dataset) -> dict[str, float]:
+    """Curves and the stage's figures (process 0), TensorBoard's image; what each took."""
+    started, stage_dir, board = time.perf_counter(), run.config.stage_dir, run.board
+    if distributed.is_primary():
+        title = f"{run.config.stage}: {data.name}"
+        plots.save_curves(run.history, stage_dir / "curves.png", title)
+        if task.figures:
+            task.figures(state.params)
+    spent = {"figures_s": time.perf_counter() - started}
+    if board:
+        image = task.kind.board_image
+        if image:
+            plots.wait_for_figures(stage_dir / image)  # when drawn aside
+            board.image(Path(image).stem, stage_dir / image, len(run.history))
+        board.close()
+        spent["tensorboard_s"] = board.seconds
+    return spent
+
+
+def _train(run: StageRun, state, progress: bool):
+    """Train `run` to its end; the final state (the best epoch's, with early stopping) and, with
+    early stopping, that epoch's figures. A signal ends it with `TrainingInterrupted`."""
+    with stop_on_signal() as stop:
+        state = run.train(state, stop, progress)
+    started = time.perf_counter()
+    run.checkpoints.wait_until_saved()  # the last epoch's checkpoint, before anything reads it
+    run.checkpoint_seconds.append(time.perf_counter() - started)
+    if stop.requested:
+        raise TrainingInterrupted(
+            f"interrupted: {run.config.stage} stopped after epoch {len(run.history)}, checkpoint "
+            f"in {run.checkpoints.directory}; run the same command again to resume",
+            stop.signum,
+        )
+    if not run.history:
+        raise UserError(f"{run.config.stage_dir} trained no epoch")
+    if not run.validator:
+        return state, None
+    return early_stopping.restore_best(
+        run.checkpoints, state, run.compiled.evaluate, run.data.test, run.history
+    )
+
+
+def _begin(
+    config: StageConfig,
+    start: StageStart,
+    task: StageTask,
+    data: DeviceData,
+    state: TrainState,
+    history: list[dict[str, Any]],
+    checkpoints: checkpoint.StageCheckpoints,
+    board: observe.TensorBoardLog | None,
+    options: RunOptions,
+) -> StageRun:
+    """The run's loop state, its programs compiled for `state`, the one it starts from."""
+    key = epoch_key(config, 0, start.mesh)
+    augmentation = task.augmentation
+    if augmentation is not None:  # the generator joins the data: replicated on the mesh
+        augmentation = augmentation._replace(
+            generator=parallel.place(augmentation.generator, start.mesh)
+        )
+    batch_size = config.train.batch_size
+    compiled = compile_stage(
+        task.metrics_fn, state, data, batch_size, key, start.mesh, augmentation
+    )
+    validator = None
+    if data.val is not None:
+        # Only fine-tuning holds out a validation split, and its config says how patient to be.
+        patience = config.early_stopping.patience
+        validator = early_stopping.Validator(
+            task.metrics_fn, state.params, data.val, batch_size, patience, start.mesh
+        )
+    profile_dir = options.observe.profile_dir
+    run = (config, compiled, data, checkpoints, history, len(history), validator, start.mesh)
+    return StageRun(*run, board, profile_dir)

@@ -1,0 +1,110 @@
+"""A stage's folder: created and checked before training, refused when it holds another run.
+
+Files are written through a temporary name and renamed, so a crash never leaves half a file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import jax
+
+from aejax.config import StageConfig
+from aejax.engine import distributed
+from aejax.errors import UserError
+
+FREE_SPACE_MARGIN_BYTES = 16 * 2**20  # metrics, figures, Orbax metadata
+# Every stage's files; each kind of stage adds its figures (`aejax.model.tasks.Task.figure_files`).
+STAGE_OUTPUTS = ("config.json", "metrics.json", "metrics.jsonl", "curves.png")
+STAGE_FOLDERS = ("checkpoints", "tensorboard")
+
+
+def prepare_stage_dir(config: StageConfig, state=None) -> Path:
+    """Create the stage folder, check it is writable, refuse one holding another config.
+
+    Checked before any training, so a run fails in seconds rather than after an hour.
+    """
+    stage_dir = config.stage_dir
+    try:
+        stage_dir.mkdir(parents=True, exist_ok=True)
+        if distributed.is_primary():  # the one process that writes here
+            probe = stage_dir / ".write-test"
+            probe.write_text("ok")
+            probe.unlink()
+    except OSError as err:
+        raise UserError(
+            f"cannot write to {stage_dir}: {err.strerror}; choose another workdir",
+            settings=("workdir",),
+        ) from err
+    if state is not None:
+        _require_free_space(stage_dir, state, config.train.keep_checkpoints)
+    config_path = stage_dir / "config.json"
+    if config_path.exists():
+        saved = StageConfig.from_json(config_path.read_text())
+        if resume_key(saved) != resume_key(config):
+            raise UserError(
+                f"{stage_dir} holds a run with a different config; overwrite it, or use another "
+                "workdir",
+                settings=("overwrite", "workdir"),
+            )
+    write_text(config_path, config.to_json())
+    return stage_dir
+
+
+def remove_stage_outputs(config: StageConfig, figure_files: tuple[str, ...] = ()) -> None:
+    """Delete a stage's checkpoints and outputs, its `figure_files` included (what overwriting
+    a run means), nothing else."""
+    stage_dir = config.stage_dir
+    if distributed.is_primary():
+        for name in STAGE_FOLDERS:
+            shutil.rmtree(stage_dir / name, ignore_errors=True)
+        for name in (*STAGE_OUTPUTS, *figure_files):
+            (stage_dir / name).unlink(missing_ok=True)
+    distributed.barrier("aejax: earlier outputs removed")
+
+
+def _require_free_space(stage_dir: Path, state, keep: int) -> None:
+    """Refuse to start when the disk cannot hold the checkpoints this run will write."""
+    state_bytes = sum(leaf.nbytes for leaf in jax.tree.leaves(state) if hasattr(leaf, "nbytes"))
+    needed = (keep + 1) * state_bytes + FREE_SPACE_MARGIN_BYTES
+    free = shutil.disk_usage(stage_dir).free
+    if free < needed:
+        raise UserError(
+            f"only {free / 2**20:.1f} MiB free on the disk of {stage_dir}, need about "
+            f"{needed / 2**20:.1f} MiB for checkpoints; free space or choose another workdir",
+            settings=("workdir",),
+        )
+
+
+def resume_key(config: StageConfig) -> dict[str, Any]:
+    """The parts of a config that must match to continue a run (more epochs may be asked for)."""
+    raw = config.to_dict()
+    raw["train"] = {
+        k: v for k, v in raw["train"].items() if k not in ("epochs", "keep_checkpoints")
+    }
+    raw.pop("workdir")
+    return raw
+
+
+def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
+    write_text(path, "".join(json.dumps(r) + "\n" for r in rows))
+
+
+def write_json(path: Path, value: dict[str, Any]) -> None:
+    write_text(path, json.dumps(value, indent=2) + "\n")
+
+
+def write_text(path: Path, text: str) -> None:
+    """Write via a temporary file and rename, so a crash never leaves a half-written file.
+
+    In a multi-process run only the primary process writes (the others would write the same).
+    """
+    if not distributed.is_primary():
+        return
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
