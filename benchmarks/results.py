@@ -16,8 +16,13 @@ RESULTS = Path(__file__).parent / "results"
 
 
 def parser(doc: str, name: str) -> argparse.ArgumentParser:
-    """--dataset, --data-dir, --name, --results-dir and --debug; the docstring's first line."""
-    made = argparse.ArgumentParser(description=doc.split("\n")[0])
+    """--dataset, --data-dir, --name, --results-dir and --debug; the docstring's first line.
+
+    An aejax `FlagParser`, so that `run` can name the flag behind a user error.
+    """
+    from aejax.flags import FlagParser
+
+    made = FlagParser(description=doc.split("\n")[0])
     made.add_argument("--dataset", default="fashion_mnist", choices=["mnist", "fashion_mnist"])
     made.add_argument("--data-dir", default=None, help="folder of the IDX files")
     made.add_argument("--name", default=name, help="stem of the results files")
