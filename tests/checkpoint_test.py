@@ -101,3 +101,14 @@ def test_corrupt_checkpoint_gives_a_clear_error(tmp_path):
     with checkpoint.StageCheckpoints(tmp_path / "ck") as ckpt:
         with pytest.raises(CheckpointError, match="cannot be restored"):
             ckpt.restore(1, state)
+
+
+def test_reading_saved_shapes_logs_no_orbax_warning(tmp_path, caplog):
+    # Orbax warns through absl that an item folder lacks _CHECKPOINT_METADATA whenever one item
+    # is read alone; every library run that loads a stage read it (the CLI hid it).
+    with checkpoint.StageCheckpoints(tmp_path / "ck") as ckpt:
+        ckpt.save(1, _trained_state(), {})
+    with caplog.at_level("INFO"):
+        shapes = checkpoint.saved_param_shapes(tmp_path / "ck", 1)
+    assert shapes["encoder"]["hidden"]["kernel"] == (784, 32)
+    assert not [r for r in caplog.records if "_CHECKPOINT_METADATA" in r.getMessage()]

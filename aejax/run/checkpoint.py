@@ -8,6 +8,8 @@ one of its items, which the next run removes before it opens the folder.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import shutil
 from pathlib import Path
 from typing import Any
@@ -119,7 +121,8 @@ def saved_param_shapes(directory: str | Path, epoch: int) -> dict[str, Any]:
     """Shapes of the params saved at `epoch`, read from metadata without loading any array."""
     path = Path(directory).absolute() / str(epoch) / STATE_ITEM
     try:
-        tree = dict(ocp.StandardCheckpointer().metadata(path).item_metadata)
+        with _quiet_about_step_metadata():
+            tree = dict(ocp.StandardCheckpointer().metadata(path).item_metadata)
         params = dict(tree["params"])
     except Exception as err:  # noqa: BLE001 - Orbax raises many types for bad checkpoints
         raise CheckpointError(
@@ -165,6 +168,23 @@ def latest_epoch(directory: str | Path) -> int | None:
         return None
     with ocp.CheckpointManager(directory) as manager:
         return manager.latest_step()
+
+
+class _StepMetadataNotice(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "_CHECKPOINT_METADATA" not in record.getMessage()
+
+
+@contextlib.contextmanager
+def _quiet_about_step_metadata():
+    """Without Orbax's warning that an item folder lacks ``_CHECKPOINT_METADATA``: reading one
+    item alone, Orbax looks there for the metadata its CheckpointManager keeps a level up."""
+    logger, notice = logging.getLogger("absl"), _StepMetadataNotice()
+    logger.addFilter(notice)
+    try:
+        yield
+    finally:
+        logger.removeFilter(notice)
 
 
 def _first_line(err: Exception) -> str:
