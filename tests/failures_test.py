@@ -82,7 +82,8 @@ def test_input_size_follows_the_data(tmp_path):
     [
         (
             ["--lr", "0.5"],
-            "holds a run with a different config; overwrite it, or use another workdir",
+            "holds a run with a different config (train.lr 0.001 in the folder, 0.5 now); "
+            "overwrite it, or use another workdir",
             " (flags: --overwrite, --workdir)",
         ),
         (["--epochs", "0"], "epochs must be positive", " (flags: --epochs)"),

@@ -15,3 +15,9 @@ def test_keywords_override_the_options_they_name():
 def test_an_unknown_option_is_refused_with_the_known_ones():
     with pytest.raises(TypeError, match=r"unknown run options \['seen'\]; the options are"):
         RunOptions.resolve(None, {"seen": Observe()})
+
+
+def test_options_of_another_type_are_refused():
+    # A positional False, once the progress flag, must not pass for the default options.
+    with pytest.raises(TypeError, match="options must be a RunOptions, got False"):
+        RunOptions.resolve(False, {})

@@ -86,9 +86,13 @@ def test_finetune_starts_from_the_pretrained_encoder(tmp_path, small_fashion):
 
 
 def test_rerun_resumes_and_continues_exactly(tmp_path, small_fashion):
-    straight = pretrain(tiny_config("pretrain", tmp_path / "a", epochs=3), small_fashion, False)
-    pretrain(tiny_config("pretrain", tmp_path / "b", epochs=2), small_fashion, False)
-    resumed = pretrain(tiny_config("pretrain", tmp_path / "b", epochs=3), small_fashion, False)
+    straight = pretrain(
+        tiny_config("pretrain", tmp_path / "a", epochs=3), small_fashion, progress=False
+    )
+    pretrain(tiny_config("pretrain", tmp_path / "b", epochs=2), small_fashion, progress=False)
+    resumed = pretrain(
+        tiny_config("pretrain", tmp_path / "b", epochs=3), small_fashion, progress=False
+    )
     assert resumed.metrics["epochs_run_now"] == 1 and resumed.metrics["epochs"] == 3
     assert [r["epoch"] for r in resumed.history] == [1, 2, 3]
     same = jax.tree.map(
@@ -116,21 +120,23 @@ def test_encoder_shape_mismatch_names_the_paths(tmp_path, small_fashion):
 def test_a_workdir_of_another_config_is_refused_and_left_intact(tmp_path, small_fashion):
     pretrain(tiny_config("pretrain", tmp_path, epochs=1), small_fashion, progress=False)
     before = sorted(p.name for p in (tmp_path / "pretrain" / "checkpoints").iterdir())
-    with pytest.raises(UserError, match="different config"):
-        pretrain(tiny_config("pretrain", tmp_path, epochs=1, lr=0.5), small_fashion, False)
+    with pytest.raises(UserError, match=r"different config \(train.lr 0.001 in the folder, 0.5"):
+        pretrain(tiny_config("pretrain", tmp_path, epochs=1, lr=0.5), small_fashion, progress=False)
     assert sorted(p.name for p in (tmp_path / "pretrain" / "checkpoints").iterdir()) == before
 
 
 def test_finetune_overwrite_starts_again_from_the_pretrained_encoder(tmp_path, small_fashion):
     pretrain(tiny_config("pretrain", tmp_path / "a", epochs=1), small_fashion, progress=False)
     shutil.copytree(tmp_path / "a", tmp_path / "b")
-    finetune(tiny_config("finetune", tmp_path / "a", epochs=2, lr=0.01), small_fashion, False)
+    finetune(
+        tiny_config("finetune", tmp_path / "a", epochs=2, lr=0.01), small_fashion, progress=False
+    )
     config = tiny_config("finetune", tmp_path / "a", epochs=1, lr=0.002)
     with pytest.raises(UserError, match="different config"):
         finetune(config, small_fashion, progress=False)
     replaced = finetune(config, small_fashion, progress=False, overwrite=True)
     # Nothing of the discarded run survives: the result is that of a fresh fine-tuning.
-    fresh = finetune(config.replace(workdir=str(tmp_path / "b")), small_fashion, False)
+    fresh = finetune(config.replace(workdir=str(tmp_path / "b")), small_fashion, progress=False)
     assert replaced.metrics["epochs_run_now"] == 1 and [r["epoch"] for r in replaced.history] == [1]
     same = jax.tree.map(np.array_equal, replaced.state.params, fresh.state.params)
     assert all(jax.tree.leaves(same))

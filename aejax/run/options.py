@@ -26,6 +26,8 @@ class RunOptions:
     @classmethod
     def resolve(cls, options: RunOptions | None, overrides: dict[str, Any]) -> RunOptions:
         """`options` (default: the defaults) with `overrides` by field name, e.g. progress=False."""
+        if options is not None and not isinstance(options, cls):
+            raise TypeError(f"options must be a RunOptions, got {options!r}")
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(overrides) - names)
         if unknown:

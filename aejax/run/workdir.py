@@ -45,10 +45,11 @@ def prepare_stage_dir(config: StageConfig, state=None) -> Path:
     config_path = stage_dir / "config.json"
     if config_path.exists():
         saved = StageConfig.from_json(config_path.read_text())
-        if resume_key(saved) != resume_key(config):
+        differences = config_differences(resume_key(saved), resume_key(config))
+        if differences:
             raise UserError(
-                f"{stage_dir} holds a run with a different config; overwrite it, or use another "
-                "workdir",
+                f"{stage_dir} holds a run with a different config ({'; '.join(differences)}); "
+                "overwrite it, or use another workdir",
                 settings=("overwrite", "workdir"),
             )
     write_text(config_path, config.to_json())
@@ -88,6 +89,18 @@ def resume_key(config: StageConfig) -> dict[str, Any]:
     }
     raw.pop("workdir")
     return raw
+
+
+def config_differences(saved: dict[str, Any], wanted: dict[str, Any], prefix="") -> list[str]:
+    """Each setting whose value differs, as ``"train.lr 0.001 in the folder, 0.5 now"``."""
+    differences = []
+    for name in sorted(set(saved) | set(wanted)):
+        old, new = saved.get(name), wanted.get(name)
+        if isinstance(old, dict) and isinstance(new, dict):
+            differences += config_differences(old, new, f"{prefix}{name}.")
+        elif old != new:
+            differences.append(f"{prefix}{name} {old!r} in the folder, {new!r} now")
+    return differences
 
 
 def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
