@@ -25,9 +25,9 @@ from aejax.data.datasets import (
     Split,
     load_dataset,
     normalize,
-    read_idx,
     to_device,
 )
+from aejax.data.idx import read_idx
 from aejax.engine.compile_cache import enable as enable_compile_cache
 from aejax.engine.parallel import data_mesh
 from aejax.errors import (

@@ -30,6 +30,22 @@ def _require(condition: bool, message: str, *settings: str) -> None:
         raise UserError(message, settings=settings)
 
 
+def _integers(config, *names: str) -> None:
+    """Each named field holds an int (not a float such as 64.0, nor a bool)."""
+    for name in names:
+        value = getattr(config, name)
+        ok = isinstance(value, int) and not isinstance(value, bool)
+        _require(ok, f"{name} must be a whole number, got {value!r}", name)
+
+
+def _numbers(config, *names: str) -> None:
+    """Each named field holds a real number (e.g. not the string "1e-3")."""
+    for name in names:
+        value = getattr(config, name)
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        _require(ok, f"{name} must be a number, got {value!r}", name)
+
+
 def _one_of(value: str, choices: tuple[str, ...], name: str) -> None:
     _require(value in choices, f"{name} must be one of {', '.join(choices)}, got {value!r}", name)
 
@@ -45,6 +61,7 @@ class ModelConfig:
     dtype: str = "float32"  # of the matmuls; params and optimizer state stay float32
 
     def __post_init__(self):
+        _integers(self, "hidden", "latent", "num_classes")
         _require(self.hidden > 0 and self.latent > 0, "layer widths must be positive", "hidden")
         _require(self.num_classes > 1, "num_classes must be at least 2", "num_classes")
         _one_of(self.init, INITS, "init")
@@ -90,6 +107,8 @@ class TrainConfig:
     keep_checkpoints: int = 3
 
     def __post_init__(self):
+        _integers(self, "epochs", "batch_size", "seed", "keep_checkpoints")
+        _numbers(self, "lr")
         _require(self.epochs > 0, f"epochs must be positive, got {self.epochs}", "epochs")
         batch_ok = self.batch_size > 0
         _require(batch_ok, f"batch size must be positive, got {self.batch_size}", "batch_size")

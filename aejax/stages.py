@@ -58,7 +58,7 @@ def pretrain(
     **overrides: Any,
 ) -> StageResult:
     """Train the autoencoder (MSE or BCE, optionally denoising), resuming if possible."""
-    options, mesh, data = _inputs(config, PretrainConfig, data, options, overrides)
+    config, options, mesh, data = _inputs(config, PretrainConfig, data, options, overrides)
     started = time.perf_counter()
     model, state = _fresh_state(config, data, optax.adam(config.train.lr), mesh)
     start = StageStart(state, init_s=time.perf_counter() - started, mesh=mesh)
@@ -77,7 +77,7 @@ def finetune(
     **overrides: Any,
 ) -> StageResult:
     """Train encoder + Dense head with cross-entropy, from the pretrained encoder or scratch."""
-    options, mesh, data = _inputs(config, FinetuneConfig, data, options, overrides)
+    config, options, mesh, data = _inputs(config, FinetuneConfig, data, options, overrides)
     if data.num_classes > config.model.num_classes:
         raise UserError(
             f"{data.name} has {data.num_classes} classes but the classifier has "
@@ -192,13 +192,20 @@ def _save_vae_figures(config, model, params, data: Dataset, count: int = 10):
 
 
 def _inputs(config, kind: type, data: Dataset | None, options: RunOptions | None, overrides):
-    """A stage's run options, device mesh and data (loaded unless given), each checked."""
+    """A stage's config, run options, device mesh and data (loaded unless given), each checked.
+
+    The config records the data config that loaded `data`, where there is one (data loaded by
+    `aejax.load_dataset`), so that the stage folder finds its data again.
+    """
     if not isinstance(config, kind):
         raise TypeError(f"needs a {kind.__name__}, got {type(config).__name__}")
     options = RunOptions.resolve(options, overrides)
     mesh = data_mesh(options.devices, config.train.batch_size)
     warn_if_slow_dtype(config.model.dtype)
-    return options, mesh, data if data is not None else load_dataset(config.data)
+    data = data if data is not None else load_dataset(config.data)
+    if data.loaded_with is not None:
+        config = config.replace(data=data.loaded_with)
+    return config, options, mesh, data
 
 
 def _fresh_state(config, data: Dataset, tx: optax.GradientTransformation, mesh):

@@ -5,15 +5,9 @@ import tensorflow_datasets as tfds
 
 from aejax.config import DataConfig
 from aejax.data import datasets as data_lib
-from aejax.data.datasets import (
-    DeviceData,
-    Split,
-    download,
-    load_dataset,
-    normalize,
-    read_idx,
-    to_device,
-)
+from aejax.data import download
+from aejax.data.datasets import DeviceData, Split, load_dataset, normalize, to_device
+from aejax.data.idx import read_idx
 from aejax.errors import DataError
 from support import SUBSET_SIZES, subset_data_config, write_idx, write_idx_dataset
 

@@ -5,7 +5,8 @@ import pytest
 
 from aejax.config import DataConfig
 from aejax.data import idx_cache
-from aejax.data.datasets import load_dataset, read_idx
+from aejax.data.datasets import load_dataset
+from aejax.data.idx import read_idx
 from support import write_idx, write_idx_dataset
 
 

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import gzip
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -22,21 +20,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from aejax.config import DataConfig
-from aejax.data import download, idx_cache
+from aejax.data import contract, download, idx
 from aejax.errors import DataError
-
-IMAGES_MAGIC = 0x00000803
-LABELS_MAGIC = 0x00000801
-IDX_STEMS = {
-    "train_images": "train-images-idx3-ubyte",
-    "train_labels": "train-labels-idx1-ubyte",
-    "test_images": "t10k-images-idx3-ubyte",
-    "test_labels": "t10k-labels-idx1-ubyte",
-}
-# Folder names under which PyTorch/torchvision users already keep these files.
-TORCHVISION_FOLDERS = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST"}
-SYSTEM_FOLDERS = {"fashion_mnist": ["/usr/share/datasets/fashion-mnist"]}
-DEFAULT_ROOT = Path("data")  # torchvision's tutorial root: downloads land in DEFAULT_ROOT/MNIST/raw
 
 
 class Split(NamedTuple):
@@ -48,7 +33,12 @@ class Split(NamedTuple):
 
 @dataclasses.dataclass(frozen=True)
 class Dataset:
-    """Train and test splits as uint8 images ``(N, features)`` and int32 labels ``(N,)``."""
+    """Train and test splits as uint8 images ``(N, features)`` and int32 labels ``(N,)``.
+
+    Checked when made (`aejax.data.contract`); `Dataset.from_arrays` makes one from images and
+    labels in any of the accepted layouts. `loaded_with` is the `DataConfig` that loads these
+    very arrays again (None for arrays passed in from Python).
+    """
 
     name: str
     source: str
@@ -56,6 +46,40 @@ class Dataset:
     train_labels: np.ndarray
     test_images: np.ndarray
     test_labels: np.ndarray
+    loaded_with: DataConfig | None = None
+
+    def __post_init__(self):
+        contract.require_stored(*self.train, *self.test)
+
+    @classmethod
+    def from_arrays(
+        cls,
+        train_images,
+        train_labels,
+        test_images,
+        test_labels,
+        name: str = "arrays",
+        num_classes: int | None = None,
+    ) -> Dataset:
+        """A dataset of your own arrays: images uint8 in [0, 255] or float in [0, 1], shaped
+        (N, H, W), (N, H, W, C) or (N, features); labels integers in [0, num_classes)."""
+        splits = []
+        for split, images, labels in (
+            ("train", train_images, train_labels),
+            ("test", test_images, test_labels),
+        ):
+            images = contract.as_images(images, f"{split} images")
+            splits += [
+                images,
+                contract.as_labels(labels, f"{split} labels", len(images), num_classes),
+            ]
+        return cls(name, "arrays", *splits)
+
+    def fingerprint(self) -> dict:
+        """Name, source, and each split's shapes and SHA-256: what tells this data apart."""
+        return {
+            split: contract.split_fingerprint(*getattr(self, split)) for split in ("train", "test")
+        } | {"name": self.name, "source": self.source}
 
     @property
     def train(self) -> Split:
@@ -103,75 +127,9 @@ def normalize(images):
     return images.astype(jnp.float32) / 127.5 - 1.0
 
 
-def read_idx(path: str | os.PathLike) -> np.ndarray:
-    """Read one IDX file (optionally gzipped) into a uint8 array shaped by its header."""
-    path = Path(path)
-    opener = gzip.open if path.suffix == ".gz" else open
-    try:
-        with opener(path, "rb") as f:
-            raw = f.read()
-    except (OSError, EOFError) as err:
-        raise DataError(f"cannot read IDX file {path}: {err}") from err
-    if len(raw) < 4:
-        raise DataError(f"{path} is too short to be an IDX file ({len(raw)} bytes)")
-    magic = int.from_bytes(raw[:4], "big")
-    if magic not in (IMAGES_MAGIC, LABELS_MAGIC):
-        raise DataError(
-            f"{path} has magic number 0x{magic:08x}, expected 0x{IMAGES_MAGIC:08x} (images) "
-            f"or 0x{LABELS_MAGIC:08x} (labels); is it an IDX file?"
-        )
-    ndim = magic & 0xFF
-    header = 4 + 4 * ndim
-    shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
-    expected = header + int(np.prod(shape))
-    if len(raw) != expected:
-        raise DataError(
-            f"{path} holds {len(raw)} bytes but its header {shape} needs {expected}; "
-            "the file is truncated or corrupt, download it again"
-        )
-    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape)
-
-
-def find_idx_file(folder: Path, stem: str) -> Path | None:
-    """The IDX file `stem` in `folder`, raw or gzipped, or None."""
-    for name in (stem, stem + ".gz"):
-        if (folder / name).is_file():
-            return folder / name
-    return None
-
-
-def idx_folders(dataset: str, data_dir: str | None) -> list[Path]:
-    """Candidate folders for `dataset`'s IDX files, most specific first."""
-    folders: list[Path] = []
-    if data_dir:
-        root = Path(data_dir).expanduser()
-        sub = TORCHVISION_FOLDERS[dataset]
-        folders += [root, root / sub / "raw", root / sub, root / dataset, root / dataset / "raw"]
-    else:
-        # torchvision's tutorial default root is ./data; Debian ships Fashion-MNIST system-wide.
-        sub = TORCHVISION_FOLDERS[dataset]
-        folders += [DEFAULT_ROOT / sub / "raw", *map(Path, SYSTEM_FOLDERS.get(dataset, []))]
-    return folders
-
-
 def load_idx_folder(folder: Path, dataset: str) -> Dataset:
-    """Read the four IDX files of one folder and check that they agree with each other."""
-    arrays = {}
-    for key, stem in IDX_STEMS.items():
-        path = find_idx_file(folder, stem)
-        if path is None:
-            raise DataError(f"{folder} has no {stem}[.gz]; expected the four MNIST-style IDX files")
-        arrays[key] = idx_cache.cached(path, read_idx)  # gzipped ones kept decompressed
-    for split in ("train", "test"):
-        images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
-        if images.ndim != 3 or labels.ndim != 1:
-            raise DataError(f"{folder}: {split} images must be 3-D and labels 1-D IDX arrays")
-        if len(images) != len(labels):
-            raise DataError(
-                f"{folder}: {split} split has {len(images)} images but {len(labels)} labels"
-            )
-    if arrays["train_images"].shape[1:] != arrays["test_images"].shape[1:]:
-        raise DataError(f"{folder}: train and test images differ in size")
+    """The dataset whose four IDX files one folder holds."""
+    arrays = idx.read_idx_folder(folder)
     return Dataset(
         name=dataset,
         source=f"idx:{folder}",
@@ -184,24 +142,14 @@ def load_idx_folder(folder: Path, dataset: str) -> Dataset:
 
 def load_idx(dataset: str, data_dir: str | None) -> Dataset:
     """Load `dataset` from the first candidate folder that holds its IDX files."""
-    folders = idx_folders(dataset, data_dir)
-    for folder in folders:
-        if find_idx_file(folder, IDX_STEMS["train_images"]):
-            return load_idx_folder(folder, dataset)
-    if data_dir and not Path(data_dir).expanduser().exists():
-        raise DataError(f"data folder {data_dir} does not exist", settings=("data_dir",))
-    searched = ", ".join(str(f) for f in folders) or "(no folder given)"
-    raise DataError(
-        f"no IDX files for {dataset} in {searched}; point data_dir at a folder holding them",
-        settings=("data_dir",),
-    )
+    return load_idx_folder(idx.find_idx_folder(dataset, data_dir), dataset)
 
 
 def load_download(config: DataConfig, checksums: Mapping[str, str] | None = None) -> Dataset:
     """Download the dataset's IDX archives into torchvision's layout under `data_dir` (default
     ./data), each checked against `checksums` (default: those tfds registers), and load them."""
-    root = Path(config.data_dir).expanduser() if config.data_dir else DEFAULT_ROOT
-    folder = root / TORCHVISION_FOLDERS[config.dataset] / "raw"
+    root = Path(config.data_dir).expanduser() if config.data_dir else idx.DEFAULT_ROOT
+    folder = root / idx.TORCHVISION_FOLDERS[config.dataset] / "raw"
     urls = download.mirror_urls(config.dataset, config.mirror)
     expected = checksums or download.registered_checksums(config.dataset)
     return load_idx_folder(download.fetch_archives(folder, urls, expected), config.dataset)
@@ -255,7 +203,8 @@ def load_auto(config: DataConfig, checksums: Mapping[str, str] | None = None) ->
     try:
         return load_idx(dataset, data_dir)
     except DataError as idx_error:
-        if any(find_idx_file(f, IDX_STEMS["train_images"]) for f in idx_folders(dataset, data_dir)):
+        folders = idx.idx_folders(dataset, data_dir)
+        if any(idx.find_idx_file(f, idx.IDX_STEMS["train_images"]) for f in folders):
             raise  # the files are there but broken: say so rather than hide it behind tfds
         not_found = f"{dataset} not found locally ({idx_error}), not prepared for tfds, and"
     with contextlib.suppress(DataError):
@@ -295,4 +244,5 @@ def load_dataset(config: DataConfig, checksums: Mapping[str, str] | None = None)
         data = {"download": load_download, "auto": load_auto}[config.source](config, checksums)
     if len(data.train_labels) == 0 or len(data.test_labels) == 0:
         raise DataError(f"{data.describe()}: a split is empty")
-    return subset(data, config.train_limit, config.test_limit)
+    data = subset(data, config.train_limit, config.test_limit)
+    return dataclasses.replace(data, loaded_with=config)

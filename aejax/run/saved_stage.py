@@ -17,16 +17,19 @@ from aejax.model.models import ENCODER
 from aejax.model.tasks import stage_model
 from aejax.model.transplant import check_encoder_fits
 from aejax.run import checkpoint
+from aejax.run.workdir import read_stage_config
 
 
 @dataclasses.dataclass(frozen=True)
 class SavedStage:
-    """A stage folder's config, its model, and the params of its newest checkpoint."""
+    """A stage folder's config, its model, the params of its newest checkpoint, and the record
+    of the data it trained on (`aejax.Dataset.fingerprint`; None from earlier versions)."""
 
     config: StageConfig
     model: nn.Module
     params: Any
     epoch: int
+    trained_on: dict[str, Any] | None = None
 
 
 def load_stage(stage_dir: str | Path) -> SavedStage:
@@ -35,7 +38,7 @@ def load_stage(stage_dir: str | Path) -> SavedStage:
     config_path, checkpoints = stage_dir / "config.json", stage_dir / "checkpoints"
     if not config_path.is_file():
         raise CheckpointError(f"{stage_dir} is not a stage folder (no config.json)")
-    config = StageConfig.from_json(config_path.read_text())
+    config, trained_on = read_stage_config(stage_dir)
     epoch = checkpoint.latest_epoch(checkpoints)
     if epoch is None:
         raise CheckpointError(f"no checkpoint in {checkpoints}")
@@ -43,7 +46,7 @@ def load_stage(stage_dir: str | Path) -> SavedStage:
     model = stage_model(config, input_dim)
     template = jax.eval_shape(model.init, jax.random.key(0), jnp.zeros((1, input_dim)))
     params = checkpoint.restore_subtree(checkpoints, epoch, {"params": template["params"]})
-    return SavedStage(config, model, params["params"], epoch)
+    return SavedStage(config, model, params["params"], epoch, trained_on)
 
 
 def load_pretrained_encoder(pretrain_dir: str | Path, classifier_params) -> Any:

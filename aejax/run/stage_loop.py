@@ -160,7 +160,7 @@ def train_stage(
     encoder = pretrained_encoder(start, resume)  # an input: loaded before anything is removed
     if options.overwrite:
         remove_stage_outputs(config, task.kind.figure_files)
-    stage_dir = prepare_stage_dir(config, start.state)
+    stage_dir = prepare_stage_dir(config, start.state, data.fingerprint())
     device_data = to_device(data, val, parallel.replicated(start.mesh))
     checkpoints = checkpoint.StageCheckpoints(
         stage_dir / "checkpoints", config.train.keep_checkpoints, track_best=val is not None

@@ -20,11 +20,13 @@ from aejax.errors import UserError
 FREE_SPACE_MARGIN_BYTES = 16 * 2**20  # metrics, figures, Orbax metadata
 # Every stage's files; each kind of stage adds its figures (`aejax.model.tasks.Task.figure_files`).
 STAGE_OUTPUTS = ("config.json", "metrics.json", "metrics.jsonl", "curves.png")
+TRAINED_ON = "trained_on"  # config.json's record of the data a run used (`Dataset.fingerprint`)
 STAGE_FOLDERS = ("checkpoints", "tensorboard")
 
 
-def prepare_stage_dir(config: StageConfig, state=None) -> Path:
-    """Create the stage folder, check it is writable, refuse one holding another config.
+def prepare_stage_dir(config: StageConfig, state=None, trained_on: dict | None = None) -> Path:
+    """Create the stage folder, check it is writable, refuse one holding another run: another
+    config, or other data (`trained_on`: `aejax.Dataset.fingerprint`, recorded beside the config).
 
     Checked before any training, so a run fails in seconds rather than after an hour.
     """
@@ -44,16 +46,34 @@ def prepare_stage_dir(config: StageConfig, state=None) -> Path:
         _require_free_space(stage_dir, state, config.train.keep_checkpoints)
     config_path = stage_dir / "config.json"
     if config_path.exists():
-        saved = StageConfig.from_json(config_path.read_text())
+        saved, saved_data = read_stage_config(stage_dir)
         differences = config_differences(resume_key(saved), resume_key(config))
+        if saved_data is not None and trained_on is not None:  # earlier versions kept none
+            differences += config_differences(
+                {TRAINED_ON: _data_key(saved_data)}, {TRAINED_ON: _data_key(trained_on)}
+            )
         if differences:
             raise UserError(
                 f"{stage_dir} holds a run with a different config ({'; '.join(differences)}); "
                 "overwrite it, or use another workdir",
                 settings=("overwrite", "workdir"),
             )
-    write_text(config_path, config.to_json())
+    record = config.to_dict() | ({TRAINED_ON: trained_on} if trained_on else {})
+    write_text(config_path, json.dumps(record, indent=2, sort_keys=True))
     return stage_dir
+
+
+def read_stage_config(stage_dir: Path) -> tuple[StageConfig, dict[str, Any] | None]:
+    """A stage folder's config, and the record of the data it trained on (None if the folder
+    was written by a version that kept none)."""
+    raw = json.loads((Path(stage_dir) / "config.json").read_text())
+    trained_on = raw.pop(TRAINED_ON, None)
+    return StageConfig.from_dict(raw), trained_on
+
+
+def _data_key(trained_on: dict[str, Any]) -> dict[str, Any]:
+    """What must match to continue on the same data: not where it was read from."""
+    return {k: v for k, v in trained_on.items() if k != "source"}
 
 
 def remove_stage_outputs(config: StageConfig, figure_files: tuple[str, ...] = ()) -> None:
@@ -98,6 +118,8 @@ def config_differences(saved: dict[str, Any], wanted: dict[str, Any], prefix="")
         old, new = saved.get(name), wanted.get(name)
         if isinstance(old, dict) and isinstance(new, dict):
             differences += config_differences(old, new, f"{prefix}{name}.")
+        elif old != new and name == "sha256":
+            differences.append(f"{prefix}{name} differs (other images or labels)")
         elif old != new:
             differences.append(f"{prefix}{name} {old!r} in the folder, {new!r} now")
     return differences
