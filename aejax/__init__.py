@@ -42,6 +42,7 @@ from aejax.errors import (
     WorkdirBusyError,
 )
 from aejax.evaluation import evaluate, evaluate_stage
+from aejax.inference import encode, predict
 from aejax.model.interop import from_torch_state_dict, to_torch_state_dict, torch_adam
 from aejax.model.models import (
     Autoencoder,
@@ -91,6 +92,7 @@ __all__ = [
     "WorkdirBusyError",
     "data_mesh",
     "enable_compile_cache",
+    "encode",
     "evaluate",
     "evaluate_stage",
     "finetune",
@@ -102,6 +104,7 @@ __all__ = [
     "make_autoencoder",
     "make_classifier",
     "normalize",
+    "predict",
     "pretrain",
     "pretrain_config",
     "read_idx",

@@ -123,3 +123,24 @@ def test_evaluate_takes_images_as_a_dataset_does_and_refuses_normalised_ones(sma
     assert as_unit == as_uint8 and as_uint8["count"] == 100.0
     with pytest.raises(DataError, match="images already in \\[-1, 1\\] are for model.apply"):
         aejax.evaluate(model, params, aejax.normalize(images), labels)
+
+
+def test_predict_and_encode_take_images_as_a_dataset_does(small_fashion):
+    small = aejax.ModelConfig(hidden=32, latent=16)
+    classifier, autoencoder = aejax.make_classifier(small), aejax.make_autoencoder(small, 784)
+    clf_params = classifier.init(jax.random.key(0), jnp.zeros((1, 784)))["params"]
+    ae_params = autoencoder.init(jax.random.key(1), jnp.zeros((1, 784)))["params"]
+    images = small_fashion.test_images[:250]
+    logits = classifier.apply({"params": clf_params}, aejax.normalize(images))
+    ids = aejax.predict(classifier, clf_params, images.reshape(-1, 28, 28), batch_size=100)
+    assert ids.dtype == np.int32 and ids.shape == (250,)  # 3 batches, the last one padded
+    np.testing.assert_array_equal(ids, np.argmax(logits, axis=-1))
+    codes = aejax.encode(autoencoder, ae_params, images / 255.0)
+    expected = autoencoder.apply(
+        {"params": ae_params}, aejax.normalize(images), method=autoencoder.encode
+    )
+    np.testing.assert_allclose(codes, expected, rtol=1e-5, atol=1e-6)
+    transplanted = aejax.transplant_encoder(clf_params, ae_params["encoder"])
+    np.testing.assert_allclose(aejax.encode(classifier, transplanted, images), codes, atol=1e-6)
+    with pytest.raises(DataError, match=r"float images must lie in \[0, 1\]"):
+        aejax.predict(classifier, clf_params, aejax.normalize(images))
