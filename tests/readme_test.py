@@ -1,4 +1,4 @@
-"""The README's library example runs as printed, and its flag tables match the parsers."""
+"""The README's library example runs as printed, and docs/cli.md's flag tables match the parsers."""
 
 import argparse
 import re
@@ -27,14 +27,17 @@ def test_readme_library_example_runs(tmp_path, monkeypatch, capsys):
     assert Path("runs/nb/finetune/metrics.json").is_file()
 
 
-def _readme_flag_tables() -> dict[str, dict[str, str]]:
-    """``{script: {flag: default cell}}`` from README's "Command line" section."""
-    readme = (REPO / "README.md").read_text()
-    section = readme.split("## Command line", 1)[1].split("\n## ", 1)[0]
+def _documented_flag_tables() -> dict[str, dict[str, str]]:
+    """``{script: {flag: default cell}}`` from docs/cli.md: each table row of a flag belongs to
+    the scripts its ``### `` heading or "Only `scripts/...`" line names (a ``## `` heading ends
+    them)."""
+    page = (REPO / "docs" / "cli.md").read_text()
     tables: dict[str, dict[str, str]] = {}
     scripts: list[str] = []
-    for line in section.splitlines():
-        if line.startswith("### ") or line.startswith("Only `scripts/"):
+    for line in page.splitlines():
+        if line.startswith("## "):
+            scripts = []
+        elif line.startswith("### ") or line.startswith("Only `scripts/"):
             scripts = re.findall(r"scripts/(\w+)\.py", line)
         elif line.startswith("| `--") and scripts:
             flag_cell, default = (c.strip() for c in line.strip("|").split("|")[:2])
@@ -51,8 +54,8 @@ def _shown_default(action: argparse.Action) -> str:
 
 
 @pytest.mark.parametrize("script", sorted(cli.PARSERS))
-def test_readme_lists_every_flag_with_its_default(script):
-    documented = _readme_flag_tables().get(script, {})
+def test_docs_list_every_flag_with_its_default(script):
+    documented = _documented_flag_tables().get(script, {})
     parser = cli.PARSERS[script]()
     actual = {
         a.option_strings[-1]: _shown_default(a)
