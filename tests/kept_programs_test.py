@@ -175,3 +175,13 @@ def test_a_program_found_in_jaxs_cache_is_not_kept_but_runs(tmp_path):
     # keeping it would leave an entry that loads and then fails to run.
     assert kept == [] and from_jax_cache == fresh
     assert run() == (fresh, [])  # and it still runs, from JAX's cache
+
+
+def test_nested_counters_each_end_cleanly_even_with_equal_counts():
+    # Both start at zero: removing the inner one by equality once removed the outer one instead.
+    x = jnp.ones(3)
+    with compile_cache.count_compiles() as outer:
+        with compile_cache.count_compiles() as inner:
+            assert inner.requests == outer.requests == 0
+        jax.jit(lambda x: x * 3.0).lower(x).compile()
+    assert outer.requests == 1 and inner.requests == 0

@@ -206,7 +206,7 @@ def _load(path: Path, traced, device):
     return compiled
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(eq=False)  # compared by identity: nested counters may hold equal counts
 class CompileCounter:
     """Programs JAX needed since creation: how many, how many the persistent cache held, and the
     seconds spent getting them (compiling, or loading from the cache)."""
