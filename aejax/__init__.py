@@ -6,6 +6,8 @@ of each other), `aejax.run` (one stage on disk and in time) above them, and the 
 command line and the research toolkit (`aejax.research`) on top.
 """
 
+__version__ = "0.1.0"  # the one place it is set: pyproject.toml reads it
+
 from aejax.config import (
     DataConfig,
     EarlyStoppingConfig,

@@ -17,7 +17,6 @@ from collections.abc import Callable
 from typing import Any
 
 from aejax.config import (
-    DATASETS,
     DTYPES,
     INITS,
     DataConfig,
@@ -45,6 +44,7 @@ from aejax.flags import (
 )
 from aejax.run.observe import Observe
 from aejax.run.options import RunOptions
+from aejax.specs import DATASETS
 
 USER_ERROR_EXIT = 2
 

@@ -13,41 +13,23 @@ import json
 from pathlib import Path
 from typing import Any, ClassVar
 
-from aejax.errors import UserError
-from aejax.specs import is_http_url, parse_augment, parse_noise
+from aejax.specs import (
+    is_http_url,
+    parse_augment,
+    parse_dataset,
+    parse_noise,
+    require,
+    require_integers,
+    require_numbers,
+    require_one_of,
+)
 
-DATASETS = ("mnist", "fashion_mnist")
 SOURCES = ("auto", "idx", "tfds", "download")
 INITS = ("torch", "lecun")
 DTYPES = ("float32", "bfloat16")
 LOSSES = ("mse", "bce", "vae")
 MODES = ("full", "frozen", "discriminative")
 ENCODERS = ("pretrained", "scratch")
-
-
-def _require(condition: bool, message: str, *settings: str) -> None:
-    if not condition:
-        raise UserError(message, settings=settings)
-
-
-def _integers(config, *names: str) -> None:
-    """Each named field holds an int (not a float such as 64.0, nor a bool)."""
-    for name in names:
-        value = getattr(config, name)
-        ok = isinstance(value, int) and not isinstance(value, bool)
-        _require(ok, f"{name} must be a whole number, got {value!r}", name)
-
-
-def _numbers(config, *names: str) -> None:
-    """Each named field holds a real number (e.g. not the string "1e-3")."""
-    for name in names:
-        value = getattr(config, name)
-        ok = isinstance(value, int | float) and not isinstance(value, bool)
-        _require(ok, f"{name} must be a number, got {value!r}", name)
-
-
-def _one_of(value: str, choices: tuple[str, ...], name: str) -> None:
-    _require(value in choices, f"{name} must be one of {', '.join(choices)}, got {value!r}", name)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,16 +43,20 @@ class ModelConfig:
     dtype: str = "float32"  # of the matmuls; params and optimizer state stay float32
 
     def __post_init__(self):
-        _integers(self, "hidden", "latent", "num_classes")
-        _require(self.hidden > 0 and self.latent > 0, "layer widths must be positive", "hidden")
-        _require(self.num_classes > 1, "num_classes must be at least 2", "num_classes")
-        _one_of(self.init, INITS, "init")
-        _one_of(self.dtype, DTYPES, "dtype")
+        require_integers(self, "hidden", "latent", "num_classes")
+        require(self.hidden > 0 and self.latent > 0, "layer widths must be positive", "hidden")
+        require(self.num_classes > 1, "num_classes must be at least 2", "num_classes")
+        require_one_of(self.init, INITS, "init")
+        require_one_of(self.dtype, DTYPES, "dtype")
 
 
 @dataclasses.dataclass(frozen=True)
 class DataConfig:
     """Which dataset, where to find or download it, and optional subsets for quick runs.
+
+    `dataset` is a named one (mnist, fashion_mnist) or a file of your own: ``npz:PATH`` (the
+    arrays x_train, y_train, x_test, y_test, as Keras' mnist.npz) or ``idx:DIR`` (a folder of the
+    four MNIST-style IDX files, e.g. KMNIST); files are read as they are, whatever `source` says.
 
     `mirror`: a base URL holding the four IDX archives, in place of the canonical mirrors.
     """
@@ -84,16 +70,22 @@ class DataConfig:
     no_download: bool = False
 
     def __post_init__(self):
-        _one_of(self.dataset, DATASETS, "dataset")
-        _one_of(self.source, SOURCES, "source")
+        parse_dataset(self.dataset)
+        require_one_of(self.source, SOURCES, "source")
         for name in ("train_limit", "test_limit"):
             value = getattr(self, name)
-            _require(value is None or value > 0, f"{name} must be positive, got {value}", name)
+            require(value is None or value > 0, f"{name} must be positive, got {value}", name)
         forbidden = self.no_download and self.source == "download"
         message = "source download and no_download exclude each other"
-        _require(not forbidden, message, "source", "no_download")
+        require(not forbidden, message, "source", "no_download")
         mirror_ok = self.mirror is None or is_http_url(self.mirror)
-        _require(mirror_ok, f"mirror must be an http(s) URL, got {self.mirror!r}", "mirror")
+        require(mirror_ok, f"mirror must be an http(s) URL, got {self.mirror!r}", "mirror")
+
+    @property
+    def name(self) -> str:
+        """A short name of the dataset: a named one's name, or a file's or folder's stem."""
+        kind, where = parse_dataset(self.dataset)
+        return where if kind == "named" else Path(where).stem
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,14 +99,14 @@ class TrainConfig:
     keep_checkpoints: int = 3
 
     def __post_init__(self):
-        _integers(self, "epochs", "batch_size", "seed", "keep_checkpoints")
-        _numbers(self, "lr")
-        _require(self.epochs > 0, f"epochs must be positive, got {self.epochs}", "epochs")
+        require_integers(self, "epochs", "batch_size", "seed", "keep_checkpoints")
+        require_numbers(self, "lr")
+        require(self.epochs > 0, f"epochs must be positive, got {self.epochs}", "epochs")
         batch_ok = self.batch_size > 0
-        _require(batch_ok, f"batch size must be positive, got {self.batch_size}", "batch_size")
-        _require(self.lr > 0, f"learning rate must be positive, got {self.lr}", "lr")
+        require(batch_ok, f"batch size must be positive, got {self.batch_size}", "batch_size")
+        require(self.lr > 0, f"learning rate must be positive, got {self.lr}", "lr")
         keep_ok = self.keep_checkpoints > 0
-        _require(keep_ok, "keep_checkpoints must be positive", "keep_checkpoints")
+        require(keep_ok, "keep_checkpoints must be positive", "keep_checkpoints")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -126,9 +118,9 @@ class ObjectiveConfig:
     beta: float = 1.0  # vae: weight of the KL term (per pixel, as the reconstruction loss)
 
     def __post_init__(self):
-        _one_of(self.loss, LOSSES, "loss")
+        require_one_of(self.loss, LOSSES, "loss")
         parse_noise(self.noise)
-        _require(self.beta >= 0, f"beta must be >= 0, got {self.beta}", "beta")
+        require(self.beta >= 0, f"beta must be >= 0, got {self.beta}", "beta")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -160,9 +152,9 @@ class TransferConfig:
     encoder_lr_scale: float = 0.1
 
     def __post_init__(self):
-        _one_of(self.encoder, ENCODERS, "encoder")
-        _one_of(self.mode, MODES, "mode")
-        _require(self.encoder_lr_scale > 0, "encoder lr scale must be positive", "encoder_lr_scale")
+        require_one_of(self.encoder, ENCODERS, "encoder")
+        require_one_of(self.mode, MODES, "mode")
+        require(self.encoder_lr_scale > 0, "encoder lr scale must be positive", "encoder_lr_scale")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -173,10 +165,10 @@ class EarlyStoppingConfig:
     patience: int | None = None
 
     def __post_init__(self):
-        _require(self.val_split >= 0, f"val split must be >= 0, got {self.val_split}", "val_split")
+        require(self.val_split >= 0, f"val split must be >= 0, got {self.val_split}", "val_split")
         patience_ok = self.patience is None or self.patience > 0
-        _require(patience_ok, f"patience must be positive, got {self.patience}", "patience")
-        _require(
+        require(patience_ok, f"patience must be positive, got {self.patience}", "patience")
+        require(
             self.patience is None or self.val_split > 0,
             "early stopping needs a validation set: set val_split with patience",
             "val_split",
@@ -209,12 +201,12 @@ class StageConfig:
         raw = dict(raw)
         stage = raw.pop("stage", None)
         kinds = {c.stage: c for c in (PretrainConfig, FinetuneConfig)}
-        _require(stage in kinds, f"unknown stage {stage!r}")
+        require(stage in kinds, f"unknown stage {stage!r}")
         kind = kinds[stage]
         raw = kind.upgrade(raw)
         fields = {f.name: f for f in dataclasses.fields(kind)}
         unknown = set(raw) - set(fields)
-        _require(not unknown, f"unknown config keys: {', '.join(sorted(unknown))}")
+        require(not unknown, f"unknown config keys: {', '.join(sorted(unknown))}")
         values = {k: _build(fields[k], v) for k, v in raw.items()}
         return kind(**values)
 

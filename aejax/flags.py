@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 
 from aejax.config import (
-    DATASETS,
     ENCODERS,
     LOSSES,
     MODES,
@@ -19,6 +18,7 @@ from aejax.config import (
     TransferConfig,
 )
 from aejax.data.download import MIRROR_ENV
+from aejax.specs import DATASETS
 
 
 class FlagParser(argparse.ArgumentParser):
@@ -30,6 +30,13 @@ class FlagParser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
 
     def add_argument(self, *args, **kwargs) -> argparse.Action:
+        """As argparse's, with the default (when it says something) at the end of the help."""
+        default = kwargs.get("default")
+        help = kwargs.get("help") or ""
+        unsaid = default is None or default is False or default == argparse.SUPPRESS
+        shown = not unsaid and "default" not in help  # 0 is said: it is a value, not an absence
+        if shown and kwargs.get("action") not in ("store_true", "store_false"):
+            kwargs["help"] = f"{help} (default: {default})".strip()
         action = super().add_argument(*args, **kwargs)
         if action.option_strings:
             self.flags.setdefault(action.dest, action.option_strings[0])
@@ -59,8 +66,26 @@ def add_per_stage_flags(parser: argparse.ArgumentParser, train) -> None:
             )
 
 
+# What a flag sets, where its call gives no help of its own.
+FIELD_HELP = {
+    "dataset": "which dataset",
+    "epochs": "training epochs",
+    "batch_size": "examples per step",
+    "lr": "learning rate (Adam)",
+    "seed": "seed of the initialisation, data order and noise",
+    "keep_checkpoints": "keep the newest N checkpoints",
+    "hidden": "width of the hidden layer",
+    "latent": "width of the code (the encoder's output)",
+    "num_classes": "classes the classifier tells apart",
+    "seeds": "seeds per method and budget (trained together as one program)",
+    "pretrain_epochs": "autoencoder epochs per seed",
+    "encoder_lr_scale": "discriminative mode: encoder lr = scale * lr",
+}
+
+
 def flag(parser, owner, name: str, help: str | None = None, **kwargs) -> None:
     """``--name`` whose default is `owner`'s field `name` (a config instance's default)."""
+    help = help or FIELD_HELP.get(name)
     default = getattr(owner, name)
     if "type" not in kwargs and "choices" not in kwargs and default is not None:
         kwargs["type"] = type(default)
@@ -70,7 +95,13 @@ def flag(parser, owner, name: str, help: str | None = None, **kwargs) -> None:
 
 def add_data_flags(parser: argparse.ArgumentParser, data: DataConfig, limits: bool = True) -> None:
     """--dataset, --source, --data-dir, --mirror, --no-download (--train-limit, --test-limit)."""
-    flag(parser, data, "dataset", choices=DATASETS)
+    named = ", ".join(DATASETS)
+    flag(
+        parser,
+        data,
+        "dataset",
+        help=f"{named}, npz:PATH (x_train, y_train, x_test, y_test) or idx:DIR",
+    )
     auto = "auto: local IDX files, a prepared tfds dataset, then a download"
     flag(parser, data, "source", choices=SOURCES, help=auto)
     flag(parser, data, "data_dir", help="folder with IDX files (torchvision's ROOT works too)")

@@ -5,13 +5,7 @@ Example: python scripts/evaluate.py runs/fashion_mnist/finetune
 
 import sys
 
-from aejax import cli
-from aejax.evaluation import evaluate_stage
-
-
-def main(args) -> dict:
-    return evaluate_stage(args.stage_dir)
-
+from aejax import commands
 
 if __name__ == "__main__":
-    sys.exit(cli.run(main, cli.evaluate_parser()))
+    sys.exit(commands.main(["evaluate", *sys.argv[1:]], prog="evaluate.py"))

@@ -8,14 +8,7 @@ Example: python scripts/find_data.py --dataset mnist
 
 import sys
 
-from aejax import cli
-from aejax.config import DataConfig
-from aejax.data.datasets import load_dataset
-
-
-def main(args) -> str:
-    return load_dataset(cli.config_from_args(DataConfig, args)).describe()
-
+from aejax import commands
 
 if __name__ == "__main__":
-    sys.exit(cli.run(main, cli.find_data_parser()))
+    sys.exit(commands.main(["find-data", *sys.argv[1:]], prog="find_data.py"))

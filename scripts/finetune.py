@@ -6,15 +6,7 @@ Example (linear probe with early stopping):
 
 import sys
 
-import aejax
-from aejax import cli
-
-
-def main(args) -> dict:
-    config = cli.config_from_args(aejax.FinetuneConfig, args)
-    result = aejax.finetune(config, options=cli.run_options(args))
-    return result.metrics
-
+from aejax import commands
 
 if __name__ == "__main__":
-    sys.exit(cli.run(main, cli.finetune_parser(), draw_aside=True))
+    sys.exit(commands.main(["finetune", *sys.argv[1:]], prog="finetune.py"))

@@ -6,15 +6,7 @@ Variants: --loss bce (sigmoid output, [0, 1] targets); --noise gaussian:0.5 or -
 
 import sys
 
-import aejax
-from aejax import cli
-
-
-def main(args) -> dict:
-    config = cli.config_from_args(aejax.PretrainConfig, args)
-    result = aejax.pretrain(config, options=cli.run_options(args))
-    return result.metrics
-
+from aejax import commands
 
 if __name__ == "__main__":
-    sys.exit(cli.run(main, cli.pretrain_parser(), draw_aside=True))
+    sys.exit(commands.main(["pretrain", *sys.argv[1:]], prog="pretrain.py"))

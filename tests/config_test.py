@@ -77,7 +77,11 @@ def test_noise_specs_parse():
         (lambda: TrainConfig(epochs=0), "epochs must be positive", ("epochs",)),
         (lambda: TrainConfig(batch_size=-1), "batch size must be positive", None),
         (lambda: TrainConfig(lr=0.0), "learning rate must be positive", ("lr",)),
-        (lambda: DataConfig(dataset="cifar"), "dataset must be one of .*'cifar'", ("dataset",)),
+        (
+            lambda: DataConfig(dataset="cifar"),
+            "dataset must be mnist, fashion_mnist, npz:PATH or idx:DIR, got 'cifar'",
+            ("dataset",),
+        ),
         (lambda: ModelConfig(init="xavier"), "init must be one of", ("init",)),
         (lambda: ModelConfig(dtype="float16"), "dtype must be one of", ("dtype",)),
         (

@@ -22,6 +22,7 @@ import numpy as np
 from aejax.config import DataConfig
 from aejax.data import contract, download, idx
 from aejax.errors import DataError
+from aejax.specs import parse_dataset
 
 
 class Split(NamedTuple):
@@ -145,6 +146,28 @@ def load_idx(dataset: str, data_dir: str | None) -> Dataset:
     return load_idx_folder(idx.find_idx_folder(dataset, data_dir), dataset)
 
 
+NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")  # Keras' mnist.npz layout
+
+
+def load_npz(path: Path) -> Dataset:
+    """The four arrays of an ``.npz`` file (`NPZ_KEYS`), through the data contract's checks."""
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            missing = [k for k in NPZ_KEYS if k not in npz.files]
+            arrays = [] if missing else [npz[k] for k in NPZ_KEYS]
+    except (OSError, ValueError) as err:
+        raise DataError(
+            f"cannot read {path} as an .npz file ({err})", settings=("dataset",)
+        ) from err
+    if missing:
+        raise DataError(
+            f"{path} has no {', '.join(missing)}; an npz dataset holds {', '.join(NPZ_KEYS)}",
+            settings=("dataset",),
+        )
+    data = Dataset.from_arrays(*arrays, name=path.stem)
+    return dataclasses.replace(data, source=f"npz:{path}")
+
+
 def load_download(config: DataConfig, checksums: Mapping[str, str] | None = None) -> Dataset:
     """Download the dataset's IDX archives into torchvision's layout under `data_dir` (default
     ./data), each checked against `checksums` (default: those tfds registers), and load them."""
@@ -236,7 +259,12 @@ def load_dataset(config: DataConfig, checksums: Mapping[str, str] | None = None)
     `checksums` (archive name -> sha256) replaces the registered ones a download is checked
     against: for a mirror of other, e.g. hand-made, archives.
     """
-    if config.source == "idx":
+    kind, where = parse_dataset(config.dataset)
+    if kind == "npz":
+        data = load_npz(Path(where).expanduser())
+    elif kind == "idx":
+        data = load_idx_folder(Path(where).expanduser(), config.name)
+    elif config.source == "idx":
         data = load_idx(config.dataset, config.data_dir)
     elif config.source == "tfds":
         data = load_tfds(config.dataset, config.data_dir, allow_download=not config.no_download)
