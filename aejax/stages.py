@@ -14,6 +14,7 @@ import dataclasses
 import functools
 import math
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import jax
@@ -38,6 +39,7 @@ from aejax.run.options import RunOptions
 from aejax.run.resume import StageStart
 from aejax.run.saved_stage import load_stage
 from aejax.run.stage_loop import StageResult, StageTask, train_stage
+from aejax.run.stage_run import Callback
 from aejax.run.workdir_lock import workdir_lock
 
 __all__ = ["PipelineResult", "RunOptions", "StageResult", "finetune", "pretrain", "run_pipeline"]
@@ -55,17 +57,24 @@ def pretrain(
     config: PretrainConfig,
     data: Dataset | None = None,
     options: RunOptions | None = None,
+    *,
+    optimizer: optax.GradientTransformation | None = None,
+    callbacks: Sequence[Callback] = (),
     **overrides: Any,
 ) -> StageResult:
-    """Train the autoencoder (MSE or BCE, optionally denoising), resuming if possible."""
+    """Train the autoencoder (MSE or BCE, optionally denoising), resuming if possible;
+    `optimizer` replaces Adam at the config's lr."""
     config, options, mesh, data = _inputs(config, PretrainConfig, data, options, overrides)
     started = time.perf_counter()
-    model, state = _fresh_state(config, data, optax.adam(config.train.lr), mesh)
-    start = StageStart(state, init_s=time.perf_counter() - started, mesh=mesh)
+    tx = _checked(optimizer, callbacks) or optax.adam(config.train.lr)
+    model, state = _fresh_state(config, data, tx, mesh)
+    given = optimizer is not None
+    start = StageStart(state, None, time.perf_counter() - started, mesh, optimizer_given=given)
     task = StageTask(
         PRETRAINING,
         PRETRAINING.metrics(config, model),
         figures=functools.partial(_save_reconstruction_figure, config, model, data=data),
+        callbacks=tuple(callbacks),
     )
     return train_stage(config, data, start, task, options)
 
@@ -74,9 +83,13 @@ def finetune(
     config: FinetuneConfig,
     data: Dataset | None = None,
     options: RunOptions | None = None,
+    *,
+    optimizer: optax.GradientTransformation | None = None,
+    callbacks: Sequence[Callback] = (),
     **overrides: Any,
 ) -> StageResult:
-    """Train encoder + Dense head with cross-entropy, from the pretrained encoder or scratch."""
+    """Train encoder + Dense head with cross-entropy, from the pretrained encoder or scratch;
+    `optimizer` replaces Adam at the config's lr (the transfer mode still applies to it)."""
     config, options, mesh, data = _inputs(config, FinetuneConfig, data, options, overrides)
     if data.num_classes > config.model.num_classes:
         raise UserError(
@@ -85,7 +98,7 @@ def finetune(
             settings=("num_classes",),
         )
     started = time.perf_counter()
-    tx = make_optimizer(config.train.lr, config.transfer)
+    tx = make_optimizer(config.train.lr, config.transfer, _checked(optimizer, callbacks))
     model, state = _fresh_state(config, data, tx, mesh)
     pretrained = config.transfer.encoder == "pretrained"
     source = config.encoder_source_dir if pretrained else None
@@ -93,8 +106,10 @@ def finetune(
     if config.early_stopping.val_split:
         data, val = hold_out(data, config.early_stopping.val_split, config.train.seed)
     augmentation = _augmentation(config, data)
-    start = StageStart(state, source, time.perf_counter() - started, mesh)
-    task = StageTask(FINETUNING, FINETUNING.metrics(config, model), augmentation=augmentation)
+    given = optimizer is not None
+    start = StageStart(state, source, time.perf_counter() - started, mesh, optimizer_given=given)
+    metrics_fn = FINETUNING.metrics(config, model)
+    task = StageTask(FINETUNING, metrics_fn, None, augmentation, tuple(callbacks))
     return train_stage(config, data, start, task, options, val)
 
 
@@ -103,12 +118,15 @@ def run_pipeline(
     finetune_config: FinetuneConfig,
     data: Dataset | None = None,
     options: RunOptions | None = None,
+    *,
+    callbacks: Sequence[Callback] = (),
     **overrides: Any,
 ) -> PipelineResult:
     """Pretrain, transplant, fine-tune in this process, the data loaded once.
 
     Each stage resumes exactly as `pretrain` and `finetune` do when run one after the other;
-    ``overwrite`` discards both stages' earlier runs.
+    ``overwrite`` discards both stages' earlier runs; `callbacks` see both stages' epochs. (Each
+    stage's own optimizer: call `pretrain` and `finetune`.)
     """
     if pretrain_config.data != finetune_config.data:
         raise ValueError("both stages of a pipeline train on the same data config")
@@ -116,8 +134,8 @@ def run_pipeline(
     data = data if data is not None else load_dataset(pretrain_config.data)
     # Held across both stages, so no other run can slip in between them.
     with workdir_lock(pretrain_config.workdir), workdir_lock(finetune_config.workdir):
-        first = pretrain(pretrain_config, data, options)
-        second = finetune(finetune_config, data, options)
+        first = pretrain(pretrain_config, data, options, callbacks=callbacks)
+        second = finetune(finetune_config, data, options, callbacks=callbacks)
         return PipelineResult(first, second)
 
 
@@ -206,6 +224,18 @@ def _inputs(config, kind: type, data: Dataset | None, options: RunOptions | None
     if data.loaded_with is not None:
         config = config.replace(data=data.loaded_with)
     return config, options, mesh, data
+
+
+def _checked(optimizer, callbacks: Sequence[Callback]) -> optax.GradientTransformation | None:
+    """`optimizer` (None: the config's), once it and every callback are of the right kind."""
+    if optimizer is not None and not isinstance(optimizer, optax.GradientTransformation):
+        raise UserError(
+            f"optimizer must be an optax GradientTransformation, got {type(optimizer).__name__}"
+        )
+    wrong = [type(c).__name__ for c in callbacks if not callable(c)]
+    if isinstance(callbacks, str | bytes) or wrong:
+        raise UserError(f"callbacks must be a sequence of callables, got {callbacks!r}")
+    return optimizer
 
 
 def _fresh_state(config, data: Dataset, tx: optax.GradientTransformation, mesh):

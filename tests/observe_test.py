@@ -5,6 +5,7 @@ import json
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -95,3 +96,16 @@ def test_the_parameter_table_counts_the_default_models():
     params = jax.eval_shape(classifier.init, jax.random.key(0), x)["params"]
     total = observe.parameter_table(params, "").splitlines()[-1].split()[-1]
     assert total == f"{784 * 128 + 128 + 128 * 64 + 64 + 64 * 10 + 10:,}"
+
+
+def test_tensorboard_holds_every_steps_training_loss(observed_run):
+    workdir, result = observed_run
+    events = EventAccumulator(str(workdir / "pretrain" / "tensorboard"), {"scalars": 0})
+    events.Reload()
+    steps = events.Scalars("train/step_loss")
+    losses = np.concatenate(result.step_losses)
+    assert len(result.step_losses) == 3 and len(losses) == 3 * 20  # 2000 examples, batch 100
+    assert [s.step for s in steps] == list(range(1, 61))
+    assert [s.value for s in steps] == pytest.approx(losses.tolist(), rel=1e-6)
+    means = [r["train_loss"] for r in result.history]
+    assert means == pytest.approx([s.mean() for s in result.step_losses], rel=1e-5)

@@ -29,6 +29,7 @@ from aejax.engine import distributed
 from aejax.errors import UserError
 
 TENSORBOARD_DIR = "tensorboard"
+QUEUED_EVENTS = 8192
 # Metrics rows (`aejax.engine.train.EpochRecord.as_dict`) -> TensorBoard tags:
 # "test_loss" -> "test/loss".
 TIME_TAGS = {"seconds": "time/epoch_s", "eval_s": "time/eval_s"}
@@ -52,7 +53,9 @@ class TensorBoardLog:
         from tensorboard.summary.writer.event_file_writer import EventFileWriter
 
         folder.mkdir(parents=True, exist_ok=True)
-        self.writer = EventFileWriter(str(folder))
+        # A queue that holds an epoch of per-step events: adding them never waits for the writer
+        # thread (it frames and checksums each record in Python) while the next epoch trains.
+        self.writer = EventFileWriter(str(folder), max_queue_size=QUEUED_EVENTS)
         self.seconds = 0.0
 
     @classmethod
@@ -97,6 +100,13 @@ class TensorBoardLog:
             scalars["time/examples_per_s"] = examples / row["seconds"]
         values = [summary_pb2.Summary.Value(tag=t, simple_value=v) for t, v in scalars.items()]
         self._write(row["epoch"], values)
+
+    def steps(self, tag: str, values, first_step: int) -> None:
+        """Per-step values (e.g. each step's training loss) as scalars at their step numbers."""
+        from tensorboard.compat.proto import summary_pb2
+
+        for step, value in enumerate(np.asarray(values, np.float64).tolist(), first_step):
+            self._write(step, [summary_pb2.Summary.Value(tag=tag, simple_value=value)])
 
     def image(self, tag: str, png: Path, step: int) -> None:
         """A PNG the stage wrote (e.g. its reconstructions), as an image."""

@@ -44,6 +44,7 @@ class StageStart:
     encoder_source: Path | None = None
     init_s: float = 0.0
     mesh: Mesh | None = None
+    optimizer_given: bool = False  # the state's optimizer is the caller's, not the config's
 
 
 def resume_epoch(config: StageConfig, overwrite: bool) -> int | None:

@@ -17,7 +17,7 @@ from aejax.model.models import ENCODER
 from aejax.model.tasks import stage_model
 from aejax.model.transplant import check_encoder_fits
 from aejax.run import checkpoint
-from aejax.run.workdir import read_stage_config
+from aejax.run.workdir import TRAINED_ON, read_stage_config
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,7 +38,7 @@ def load_stage(stage_dir: str | Path) -> SavedStage:
     config_path, checkpoints = stage_dir / "config.json", stage_dir / "checkpoints"
     if not config_path.is_file():
         raise CheckpointError(f"{stage_dir} is not a stage folder (no config.json)")
-    config, trained_on = read_stage_config(stage_dir)
+    config, identity = read_stage_config(stage_dir)
     epoch = checkpoint.latest_epoch(checkpoints)
     if epoch is None:
         raise CheckpointError(f"no checkpoint in {checkpoints}")
@@ -46,7 +46,7 @@ def load_stage(stage_dir: str | Path) -> SavedStage:
     model = stage_model(config, input_dim)
     template = jax.eval_shape(model.init, jax.random.key(0), jnp.zeros((1, input_dim)))
     params = checkpoint.restore_subtree(checkpoints, epoch, {"params": template["params"]})
-    return SavedStage(config, model, params["params"], epoch, trained_on)
+    return SavedStage(config, model, params["params"], epoch, identity.get(TRAINED_ON))
 
 
 def load_pretrained_encoder(pretrain_dir: str | Path, classifier_params) -> Any:

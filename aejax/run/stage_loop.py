@@ -10,9 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import jax
-from jax.sharding import Mesh
-from tqdm.auto import tqdm
+import numpy as np
 
 from aejax.config import StageConfig
 from aejax.contracts import Augmentation, MetricsFn
@@ -20,31 +18,38 @@ from aejax.data.datasets import Dataset, DeviceData, Split, to_device
 from aejax.engine import distributed, parallel
 from aejax.engine.keys import epoch_key
 from aejax.engine.train import (
-    CompiledStage,
     TrainState,
     compile_stage,
-    run_epoch,
-    steady_state_seconds,
 )
 from aejax.errors import TrainingInterrupted, UserError
 from aejax.figures import plots
+from aejax.model import optim
 from aejax.model.tasks import Task
 from aejax.run import checkpoint, early_stopping, observe
-from aejax.run.interrupt import StopRequest, stop_on_signal
+from aejax.run.interrupt import stop_on_signal
 from aejax.run.options import RunOptions
 from aejax.run.resume import StageStart, pretrained_encoder, resume_epoch, start_state
-from aejax.run.stage_report import StageTimes, final_metrics, summary_line
-from aejax.run.workdir import prepare_stage_dir, remove_stage_outputs, write_json, write_jsonl
+from aejax.run.stage_report import final_metrics
+from aejax.run.stage_run import Callback, StageRun
+from aejax.run.workdir import (
+    OPTIMIZER,
+    TRAINED_ON,
+    prepare_stage_dir,
+    remove_stage_outputs,
+    write_json,
+)
 from aejax.run.workdir_lock import holding_workdir_lock
 
 
 @dataclasses.dataclass
 class StageResult:
-    """Final state, per-epoch history and summary metrics of a finished stage."""
+    """Final state, per-epoch history and summary metrics of a finished stage, and the per-step
+    training losses of the epochs this process trained (one array per epoch)."""
 
     state: TrainState
     history: list[dict[str, Any]]
     metrics: dict[str, Any]
+    step_losses: list[np.ndarray] = dataclasses.field(default_factory=list)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,91 +61,7 @@ class StageTask:
     metrics_fn: MetricsFn
     figures: Callable[[Any], None] | None = None
     augmentation: Augmentation | None = None  # training batches grow (`aejax.model.generation`)
-
-
-@dataclasses.dataclass
-class StageRun:
-    """One stage while it trains: what it runs, on what, and its history so far.
-
-    `history` holds every epoch of the run, resumed ones included; the last `len(history) -
-    resumed` rows were trained by this process, and only those are timed. `board` is its
-    TensorBoard log (or None); one steady-state epoch is traced into `profile_dir`, if set.
-    """
-
-    config: StageConfig
-    compiled: CompiledStage
-    data: DeviceData
-    checkpoints: checkpoint.StageCheckpoints
-    history: list[dict[str, Any]]
-    resumed: int
-    validator: early_stopping.Validator | None = None
-    mesh: Mesh | None = None
-    board: observe.TensorBoardLog | None = None
-    profile_dir: str | None = None
-    checkpoint_seconds: list[float] = dataclasses.field(default_factory=list)
-
-    def train(self, state, stop: StopRequest, progress: bool):
-        """Train up to the configured epochs; stops early on a signal or stalled validation."""
-        patience = self.validator.patience if self.validator else None
-        bar = tqdm(
-            total=self.config.train.epochs,
-            initial=len(self.history),
-            desc=self.config.stage,
-            unit="epoch",
-            disable=not progress,
-            dynamic_ncols=True,
-        )
-        traced = observe.profile_epoch(len(self.history), self.config.train.epochs)
-        for epoch in range(len(self.history), self.config.train.epochs):
-            if stop.agreed() or early_stopping.should_stop(self.history, patience):
-                break
-            with observe.profiling(self.profile_dir if epoch == traced else None):
-                state = self.train_epoch(state, epoch, progress)
-            bar.set_postfix(loss=f"{self.history[-1]['train_loss']:.4f}")
-            bar.update(1)
-        bar.close()
-        return state
-
-    def train_epoch(self, state, epoch: int, progress: bool):
-        """Epoch `epoch` (from 0): train, test, validate, checkpoint, log."""
-        # The previous epoch's checkpoint is still being written in the background: it overlaps
-        # this epoch (a few ms of file writes) instead of holding it up.
-        key = epoch_key(self.config, epoch, self.mesh)
-        state, record, step_losses = run_epoch(self.compiled, state, self.data, key, epoch + 1)
-        row = record.as_dict()
-        if self.validator:
-            started = time.perf_counter()
-            row.update(self.validator(state.params))
-            row["eval_s"] += time.perf_counter() - started
-        self.history.append(row)
-        score = early_stopping.score(row) if self.validator else None
-        # A copy: the save is asynchronous and the next epoch appends to the history.
-        meta = {"history": list(self.history), "config": self.config.to_dict()}
-        started = time.perf_counter()
-        with jax.profiler.TraceAnnotation("checkpoint"):  # a named region of a profile
-            self.checkpoints.save(epoch + 1, state, meta, score=score)
-        # Time blocked on checkpoints (Orbax waits for the previous save before starting this
-        # one); kept apart from `row`, which the asynchronous save may still be serialising.
-        self.checkpoint_seconds.append(time.perf_counter() - started)
-        write_jsonl(self.config.stage_dir / "metrics.jsonl", self.history)
-        if self.board:
-            self.board.epoch(row, len(self.data.train.labels))
-        if progress:
-            tqdm.write(summary_line(self.config, record, step_losses))
-        return state
-
-    def times(self, init_s: float) -> StageTimes:
-        """Where this process's time went, building the start state (`init_s`) included."""
-        trained = self.history[self.resumed :]
-        return StageTimes(
-            seconds_per_epoch=steady_state_seconds([r["seconds"] for r in trained]),
-            init_s=init_s,
-            compile_s=self.compiled.compile_s,
-            epochs_s=sum(r.get("seconds", 0.0) for r in trained),
-            eval_s=sum(r.get("eval_s", 0.0) for r in trained),
-            checkpoint_s=sum(self.checkpoint_seconds),
-            epochs_run_now=len(trained),
-        )
+    callbacks: tuple[Callback, ...] = ()
 
 
 @holding_workdir_lock  # one run per workdir: taken before anything is removed or written
@@ -160,7 +81,11 @@ def train_stage(
     encoder = pretrained_encoder(start, resume)  # an input: loaded before anything is removed
     if options.overwrite:
         remove_stage_outputs(config, task.kind.figure_files)
-    stage_dir = prepare_stage_dir(config, start.state, data.fingerprint())
+    identity = {
+        TRAINED_ON: data.fingerprint(),
+        OPTIMIZER: optim.fingerprint(start.state.opt_state, start.optimizer_given),
+    }
+    stage_dir = prepare_stage_dir(config, start.state, identity)
     device_data = to_device(data, val, parallel.replicated(start.mesh))
     checkpoints = checkpoint.StageCheckpoints(
         stage_dir / "checkpoints", config.train.keep_checkpoints, track_best=val is not None
@@ -177,7 +102,9 @@ def train_stage(
     metrics.update(_write_outputs(run, state, task, data))
     metrics["wall_s"] = time.perf_counter() - started + start.init_s
     write_json(stage_dir / "metrics.json", metrics)
-    return StageResult(state, run.history, metrics)
+    if run.stopped_by:
+        metrics["stopped_by"] = run.stopped_by
+    return StageResult(state, run.history, metrics, run.step_losses)
 
 
 def _refuse_bad_inputs(config: StageConfig, data: Dataset, seen: observe.Observe) -> None:
@@ -276,4 +203,4 @@ def _begin(
         )
     profile_dir = options.observe.profile_dir
     run = (config, compiled, data, checkpoints, history, len(history), validator, start.mesh)
-    return StageRun(*run, board, profile_dir)
+    return StageRun(*run, board, profile_dir, task.callbacks)

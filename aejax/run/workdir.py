@@ -20,13 +20,16 @@ from aejax.errors import UserError
 FREE_SPACE_MARGIN_BYTES = 16 * 2**20  # metrics, figures, Orbax metadata
 # Every stage's files; each kind of stage adds its figures (`aejax.model.tasks.Task.figure_files`).
 STAGE_OUTPUTS = ("config.json", "metrics.json", "metrics.jsonl", "curves.png")
-TRAINED_ON = "trained_on"  # config.json's record of the data a run used (`Dataset.fingerprint`)
+# What config.json records beside the config, for what the config cannot say: the data a run
+# used (`aejax.Dataset.fingerprint`) and its optimizer (`aejax.model.optim.fingerprint`).
+TRAINED_ON, OPTIMIZER = "trained_on", "optimizer"
+IDENTITY = (TRAINED_ON, OPTIMIZER)
 STAGE_FOLDERS = ("checkpoints", "tensorboard")
 
 
-def prepare_stage_dir(config: StageConfig, state=None, trained_on: dict | None = None) -> Path:
+def prepare_stage_dir(config: StageConfig, state=None, identity: dict | None = None) -> Path:
     """Create the stage folder, check it is writable, refuse one holding another run: another
-    config, or other data (`trained_on`: `aejax.Dataset.fingerprint`, recorded beside the config).
+    config, or another `identity` (what config.json records beside the config: `IDENTITY`).
 
     Checked before any training, so a run fails in seconds rather than after an hour.
     """
@@ -46,34 +49,35 @@ def prepare_stage_dir(config: StageConfig, state=None, trained_on: dict | None =
         _require_free_space(stage_dir, state, config.train.keep_checkpoints)
     config_path = stage_dir / "config.json"
     if config_path.exists():
-        saved, saved_data = read_stage_config(stage_dir)
+        saved, saved_identity = read_stage_config(stage_dir)
         differences = config_differences(resume_key(saved), resume_key(config))
-        if saved_data is not None and trained_on is not None:  # earlier versions kept none
-            differences += config_differences(
-                {TRAINED_ON: _data_key(saved_data)}, {TRAINED_ON: _data_key(trained_on)}
-            )
+        both = [k for k in IDENTITY if k in saved_identity and k in (identity or {})]
+        differences += config_differences(  # earlier versions kept none: nothing to compare
+            {k: _identity_key(k, saved_identity[k]) for k in both},
+            {k: _identity_key(k, identity[k]) for k in both},
+        )
         if differences:
             raise UserError(
                 f"{stage_dir} holds a run with a different config ({'; '.join(differences)}); "
                 "overwrite it, or use another workdir",
                 settings=("overwrite", "workdir"),
             )
-    record = config.to_dict() | ({TRAINED_ON: trained_on} if trained_on else {})
+    record = config.to_dict() | (identity or {})
     write_text(config_path, json.dumps(record, indent=2, sort_keys=True))
     return stage_dir
 
 
-def read_stage_config(stage_dir: Path) -> tuple[StageConfig, dict[str, Any] | None]:
-    """A stage folder's config, and the record of the data it trained on (None if the folder
-    was written by a version that kept none)."""
+def read_stage_config(stage_dir: Path) -> tuple[StageConfig, dict[str, Any]]:
+    """A stage folder's config, and what its config.json records beside it (`IDENTITY`; a
+    folder of an earlier version may hold none of it)."""
     raw = json.loads((Path(stage_dir) / "config.json").read_text())
-    trained_on = raw.pop(TRAINED_ON, None)
-    return StageConfig.from_dict(raw), trained_on
+    identity = {k: raw.pop(k) for k in IDENTITY if k in raw}
+    return StageConfig.from_dict(raw), identity
 
 
-def _data_key(trained_on: dict[str, Any]) -> dict[str, Any]:
-    """What must match to continue on the same data: not where it was read from."""
-    return {k: v for k, v in trained_on.items() if k != "source"}
+def _identity_key(name: str, record: dict[str, Any]) -> dict[str, Any]:
+    """What must match to continue: the data, not where it was read from."""
+    return {k: v for k, v in record.items() if not (name == TRAINED_ON and k == "source")}
 
 
 def remove_stage_outputs(config: StageConfig, figure_files: tuple[str, ...] = ()) -> None:
