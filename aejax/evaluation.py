@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import flax.linen as nn
 import jax
 
 from aejax.config import ObjectiveConfig
@@ -12,11 +13,12 @@ from aejax.contracts import MetricsFn
 from aejax.data import contract
 from aejax.data.datasets import Dataset, load_dataset
 from aejax.engine.train import make_eval_fn
-from aejax.errors import DataError
+from aejax.errors import DataError, UserError
 from aejax.model.models import Autoencoder
 from aejax.model.objectives import classification_metrics, pretraining_metrics
 from aejax.model.tasks import task_of
 from aejax.run.saved_stage import load_stage
+from aejax.run.workdir import OBJECTIVE, read_stage_config
 
 
 def evaluate(
@@ -42,31 +44,46 @@ def evaluate_with(
     return {k: float(v) for k, v in jax.device_get(eval_fn(params, images, labels)).items()}
 
 
-def evaluate_stage(stage_dir: str | Path) -> dict[str, float]:
-    """Evaluate the newest checkpoint of a stage folder on its dataset's test split."""
-    saved = load_stage(stage_dir)
+def evaluate_stage(
+    stage_dir: str | Path,
+    data: Dataset | None = None,
+    model: nn.Module | None = None,
+    objective: MetricsFn | None = None,
+) -> dict[str, float]:
+    """Evaluate the newest checkpoint of a stage folder on its dataset's test split (loaded
+    again, or `data`: checked to be the data it was tested on); `model` and `objective`: those
+    it trained, where they were your own."""
+    saved = load_stage(stage_dir, model)
     config = saved.config
-    data = _recorded_data(stage_dir, saved)
-    metrics_fn = task_of(config).metrics(config, saved.model)
+    own = read_stage_config(stage_dir)[1].get(OBJECTIVE, {})
+    if own.get("given") and objective is None:
+        raise UserError(
+            f"{stage_dir} trained your own objective ({own['name']}); pass it: "
+            "evaluate_stage(stage_dir, objective=...)"
+        )
+    data = _recorded_data(stage_dir, saved, data)
+    metrics_fn = objective or task_of(config).metrics(config, saved.model)
     test = (data.test_images, data.test_labels)
     metrics = evaluate_with(metrics_fn, saved.params, *test, config.train.batch_size)
     return {"stage": config.stage, "epoch": saved.epoch, "dataset": data.name, **metrics}
 
 
-def _recorded_data(stage_dir, saved) -> Dataset:
-    """The data a stage folder was trained on, loaded again; a DataError if it cannot be."""
+def _recorded_data(stage_dir, saved, data: Dataset | None) -> Dataset:
+    """The data a stage folder was trained on (`data`, or loaded again), checked against its
+    record; a DataError if it cannot be had."""
     trained_on = saved.trained_on or {}
-    if trained_on.get("source") == "arrays":
+    if data is None and trained_on.get("source") == "arrays":
         raise DataError(
             f"{stage_dir} was trained on arrays passed in from Python ({trained_on['name']}); "
-            "evaluate its params on their test split with aejax.evaluate"
+            "pass them again: evaluate_stage(stage_dir, data=...)"
         )
-    data = load_dataset(saved.config.data)
+    what = "the test split given" if data is not None else "the test split loaded here"
+    data = data if data is not None else load_dataset(saved.config.data)
     if trained_on and data.fingerprint()["test"] != trained_on["test"]:
         raise DataError(
-            f"the test split that {saved.config.data.dataset} loads here is not the one "
-            f"{stage_dir} was tested on ({trained_on['test']['examples']} examples from "
-            f"{trained_on['source']}); point data_dir at that data",
+            f"{what} is not the one {stage_dir} was tested on "
+            f"({trained_on['test']['examples']} examples from {trained_on['source']}); "
+            "evaluate it on that data",
             settings=("data_dir",),
         )
     return data

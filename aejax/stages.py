@@ -17,13 +17,14 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
 from aejax.config import FinetuneConfig, PretrainConfig
-from aejax.contracts import Augmentation
+from aejax.contracts import Augmentation, MetricsFn
 from aejax.data.datasets import Dataset, load_dataset, normalize
 from aejax.data.splits import hold_out
 from aejax.engine.keys import INIT_STREAM, stage_key
@@ -31,7 +32,7 @@ from aejax.engine.parallel import data_mesh
 from aejax.engine.train import create_state
 from aejax.errors import UserError
 from aejax.figures import plots
-from aejax.model import generation, objectives
+from aejax.model import generation, models, objectives, optim
 from aejax.model.models import warn_if_slow_dtype
 from aejax.model.optim import make_optimizer
 from aejax.model.tasks import FINETUNING, PRETRAINING, stage_model
@@ -40,6 +41,7 @@ from aejax.run.resume import StageStart
 from aejax.run.saved_stage import load_stage
 from aejax.run.stage_loop import StageResult, StageTask, train_stage
 from aejax.run.stage_run import Callback
+from aejax.run.workdir import MODEL, OBJECTIVE, OPTIMIZER
 from aejax.run.workdir_lock import workdir_lock
 
 __all__ = ["PipelineResult", "RunOptions", "StageResult", "finetune", "pretrain", "run_pipeline"]
@@ -58,21 +60,25 @@ def pretrain(
     data: Dataset | None = None,
     options: RunOptions | None = None,
     *,
+    model: nn.Module | None = None,
     optimizer: optax.GradientTransformation | None = None,
+    objective: MetricsFn | None = None,
     callbacks: Sequence[Callback] = (),
     **overrides: Any,
 ) -> StageResult:
-    """Train the autoencoder (MSE or BCE, optionally denoising), resuming if possible;
-    `optimizer` replaces Adam at the config's lr."""
+    """Train the autoencoder (MSE or BCE, optionally denoising), resuming if possible; your
+    `model`, `optimizer` and `objective` replace those the config describes."""
     config, options, mesh, data = _inputs(config, PretrainConfig, data, options, overrides)
+    given = Given.checked(model, optimizer, objective, callbacks, config)
     started = time.perf_counter()
-    tx = _checked(optimizer, callbacks) or optax.adam(config.train.lr)
-    model, state = _fresh_state(config, data, tx, mesh)
-    given = optimizer is not None
-    start = StageStart(state, None, time.perf_counter() - started, mesh, optimizer_given=given)
+    tx = optimizer or optax.adam(config.train.lr)
+    model, state = _fresh_state(config, data, tx, mesh, model)
+    components = given.components(model, state)
+    start = StageStart(state, None, time.perf_counter() - started, mesh, components)
+    kind = PRETRAINING if objective is None else dataclasses.replace(PRETRAINING, report=_no_keys)
     task = StageTask(
-        PRETRAINING,
-        PRETRAINING.metrics(config, model),
+        kind,
+        objective or PRETRAINING.metrics(config, model),
         figures=functools.partial(_save_reconstruction_figure, config, model, data=data),
         callbacks=tuple(callbacks),
     )
@@ -84,32 +90,31 @@ def finetune(
     data: Dataset | None = None,
     options: RunOptions | None = None,
     *,
+    model: nn.Module | None = None,
     optimizer: optax.GradientTransformation | None = None,
+    objective: MetricsFn | None = None,
     callbacks: Sequence[Callback] = (),
     **overrides: Any,
 ) -> StageResult:
-    """Train encoder + Dense head with cross-entropy, from the pretrained encoder or scratch;
-    `optimizer` replaces Adam at the config's lr (the transfer mode still applies to it)."""
+    """Train encoder + head with cross-entropy, from the pretrained encoder or scratch; your
+    `model`, `optimizer` (the transfer mode still applies to it) and `objective` replace those
+    the config describes."""
     config, options, mesh, data = _inputs(config, FinetuneConfig, data, options, overrides)
-    if data.num_classes > config.model.num_classes:
-        raise UserError(
-            f"{data.name} has {data.num_classes} classes but the classifier has "
-            f"{config.model.num_classes}; set num_classes to {data.num_classes}",
-            settings=("num_classes",),
-        )
+    given = Given.checked(model, optimizer, objective, callbacks, config)
+    _require_classes(config, data)
     started = time.perf_counter()
-    tx = make_optimizer(config.train.lr, config.transfer, _checked(optimizer, callbacks))
-    model, state = _fresh_state(config, data, tx, mesh)
-    pretrained = config.transfer.encoder == "pretrained"
-    source = config.encoder_source_dir if pretrained else None
+    tx = make_optimizer(config.train.lr, config.transfer, optimizer)
+    model, state = _fresh_state(config, data, tx, mesh, model)
+    source = config.encoder_source_dir if config.transfer.encoder == "pretrained" else None
     val = None
     if config.early_stopping.val_split:
         data, val = hold_out(data, config.early_stopping.val_split, config.train.seed)
     augmentation = _augmentation(config, data)
-    given = optimizer is not None
-    start = StageStart(state, source, time.perf_counter() - started, mesh, optimizer_given=given)
-    metrics_fn = FINETUNING.metrics(config, model)
-    task = StageTask(FINETUNING, metrics_fn, None, augmentation, tuple(callbacks))
+    components = given.components(model, state)
+    start = StageStart(state, source, time.perf_counter() - started, mesh, components)
+    metrics_fn = objective or FINETUNING.metrics(config, model)
+    kind = FINETUNING if objective is None else dataclasses.replace(FINETUNING, report=_no_keys)
+    task = StageTask(kind, metrics_fn, None, augmentation, tuple(callbacks))
     return train_stage(config, data, start, task, options, val)
 
 
@@ -180,7 +185,7 @@ def _save_reconstruction_figure(config, model, params, data: Dataset, count: int
         config.stage_dir / "reconstructions.png",
         f"{data.name}: test images (top) and reconstructions (bottom)",
     )
-    if model.variational:
+    if getattr(model, "variational", False):
         _save_vae_figures(config, model, params, data)
 
 
@@ -226,20 +231,63 @@ def _inputs(config, kind: type, data: Dataset | None, options: RunOptions | None
     return config, options, mesh, data
 
 
-def _checked(optimizer, callbacks: Sequence[Callback]) -> optax.GradientTransformation | None:
-    """`optimizer` (None: the config's), once it and every callback are of the right kind."""
-    if optimizer is not None and not isinstance(optimizer, optax.GradientTransformation):
-        raise UserError(
-            f"optimizer must be an optax GradientTransformation, got {type(optimizer).__name__}"
+@dataclasses.dataclass(frozen=True)
+class Given:
+    """The pieces a caller gave a stage in place of those its config describes."""
+
+    model: nn.Module | None
+    optimizer: optax.GradientTransformation | None
+    objective: MetricsFn | None
+
+    @classmethod
+    def checked(cls, model, optimizer, objective, callbacks: Sequence[Callback], config) -> Given:
+        """The given pieces, once each (and every callback) is of a kind a stage can use."""
+        kinds = (
+            ("model", model, "a Flax Linen module", nn.Module),
+            ("optimizer", optimizer, "an optax transformation", optax.GradientTransformation),
         )
-    wrong = [type(c).__name__ for c in callbacks if not callable(c)]
-    if isinstance(callbacks, str | bytes) or wrong:
-        raise UserError(f"callbacks must be a sequence of callables, got {callbacks!r}")
-    return optimizer
+        wrong = [
+            f"{name} must be {kind}, got {type(value).__name__}"
+            for name, value, kind, cls_ in kinds
+            if value is not None and not isinstance(value, cls_)
+        ]
+        if objective is not None and not callable(objective):
+            wrong.append(f"objective must be a metrics function, got {type(objective).__name__}")
+        if isinstance(callbacks, str | bytes) or not all(map(callable, callbacks)):
+            wrong.append(f"callbacks must be a sequence of callables, got {callbacks!r}")
+        vae = getattr(getattr(config, "objective", None), "loss", None) == "vae"
+        if vae and model is not None and objective is None:
+            wrong.append("the vae objective trains the built-in VAE; give your model an objective")
+        if wrong:
+            raise UserError("; ".join(wrong))
+        return cls(model, optimizer, objective)
+
+    def components(self, model: nn.Module, state) -> dict[str, Any]:
+        """What config.json records of the model, optimizer and objective (`aejax.run.workdir`)."""
+        return {
+            MODEL: models.fingerprint(model, state.params, self.model is not None),
+            OPTIMIZER: optim.fingerprint(state.opt_state, self.optimizer is not None),
+            OBJECTIVE: objectives.fingerprint(self.objective, self.objective is not None),
+        }
 
 
-def _fresh_state(config, data: Dataset, tx: optax.GradientTransformation, mesh):
-    """The stage's model, and its freshly initialised state (step 3 of `aejax.run.resume`)."""
-    model = stage_model(config, data.input_dim)
+def _no_keys(config, last: dict[str, Any]) -> dict[str, Any]:
+    """A given objective's report: its test loss, which every stage reports, and no more."""
+    return {}
+
+
+def _require_classes(config: FinetuneConfig, data: Dataset) -> None:
+    if data.num_classes > config.model.num_classes:
+        raise UserError(
+            f"{data.name} has {data.num_classes} classes but the classifier has "
+            f"{config.model.num_classes}; set num_classes to {data.num_classes}",
+            settings=("num_classes",),
+        )
+
+
+def _fresh_state(config, data: Dataset, tx: optax.GradientTransformation, mesh, model=None):
+    """The stage's model (`model`, or the one its config describes), and its freshly initialised
+    state (step 3 of `aejax.run.resume`)."""
+    model = model or stage_model(config, data.input_dim)
     key = stage_key(config, INIT_STREAM, mesh)
     return model, create_state(model, data.input_dim, tx, key, mesh)

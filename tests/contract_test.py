@@ -89,8 +89,8 @@ def test_a_library_run_records_the_data_it_loaded_and_evaluates_on_it(tmp_path):
     aejax.pretrain(config, data, progress=False)  # the config names MNIST; the data is not
     saved = json.loads((tmp_path / "pretrain" / "config.json").read_text())
     assert aejax.DataConfig(**saved["data"]) == loaded_with
-    assert saved["trained_on"]["name"] == "fashion_mnist"
-    assert saved["trained_on"]["train"]["examples"] == 600
+    assert saved["identity"]["trained_on"]["name"] == "fashion_mnist"
+    assert saved["identity"]["trained_on"]["train"]["examples"] == 600
     evaluated = aejax.evaluate_stage(tmp_path / "pretrain")
     assert (evaluated["dataset"], evaluated["count"]) == ("fashion_mnist", 200.0)
 
@@ -100,6 +100,10 @@ def test_a_stage_trained_on_arrays_is_not_evaluated_on_other_data(tmp_path, smal
     aejax.pretrain(tiny_config("pretrain", tmp_path, epochs=1), data, progress=False)
     with pytest.raises(DataError, match=r"trained on arrays passed in from Python \(my-fashion\)"):
         aejax.evaluate_stage(tmp_path / "pretrain")
+    other = Dataset.from_arrays(*_arrays(small_fashion, 1000, 300))
+    with pytest.raises(DataError, match="not the one .* was tested on"):
+        aejax.evaluate_stage(tmp_path / "pretrain", other)
+    assert aejax.evaluate_stage(tmp_path / "pretrain", data)["count"] == 200
 
 
 def test_resuming_on_other_data_is_refused_naming_what_differs(tmp_path, small_fashion):

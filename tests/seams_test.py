@@ -1,13 +1,15 @@
 """A researcher's own pieces through the stages, checkpoints and resume kept: an Optax optimizer
 (a schedule included, its learning rate reported per epoch) and callbacks that may end training."""
 
+import flax.linen as nn
 import jax
+import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
 
 import aejax
-from aejax import Dataset, UserError
+from aejax import Dataset, TrainConfig, UserError
 from support import tiny_config
 
 
@@ -58,7 +60,7 @@ def test_a_frozen_encoder_stays_frozen_under_your_optimizer(tmp_path, small_fash
 @pytest.mark.parametrize(
     "given, message",
     [
-        ({"optimizer": "adam"}, "optimizer must be an optax GradientTransformation, got str"),
+        ({"optimizer": "adam"}, "optimizer must be an optax transformation, got str"),
         ({"callbacks": [print, 3]}, "callbacks must be a sequence of callables"),
     ],
 )
@@ -66,3 +68,74 @@ def test_pieces_of_the_wrong_kind_are_one_line(tmp_path, small_fashion, given, m
     with pytest.raises(UserError, match=message):
         aejax.pretrain(tiny_config("pretrain", tmp_path), small_fashion, progress=False, **given)
     assert not (tmp_path / "pretrain").exists()
+
+
+class ConvEncoder(nn.Module):
+    """A small conv encoder: 28x28 images (given flat, in [-1, 1]) -> a code."""
+
+    latent: int = 8
+
+    @nn.compact
+    def __call__(self, x):
+        x = x.reshape(-1, 28, 28, 1)
+        x = nn.relu(nn.Conv(4, (3, 3), strides=2)(x))  # 14 x 14 x 4
+        x = nn.relu(nn.Conv(8, (3, 3), strides=2)(x))  # 7 x 7 x 8
+        return nn.Dense(self.latent)(x.reshape(x.shape[0], -1))
+
+
+class ConvAutoencoder(nn.Module):
+    """The contract: reconstructions in [-1, 1], `encode`, and an `encoder` submodule."""
+
+    def setup(self):
+        self.encoder = ConvEncoder()
+        self.expand = nn.Dense(7 * 7 * 8)
+        self.up = nn.ConvTranspose(4, (3, 3), strides=(2, 2))
+        self.out = nn.ConvTranspose(1, (3, 3), strides=(2, 2))
+
+    def encode(self, x):
+        return self.encoder(x)
+
+    def __call__(self, x):
+        h = nn.relu(self.expand(self.encoder(x))).reshape(-1, 7, 7, 8)
+        return jnp.tanh(self.out(nn.relu(self.up(h)))).reshape(x.shape[0], -1)
+
+
+class ConvClassifier(nn.Module):
+    """The contract: logits, and an `encoder` submodule shaped as the autoencoder's."""
+
+    def setup(self):
+        self.encoder = ConvEncoder()
+        self.head = nn.Dense(10)
+
+    def __call__(self, x):
+        return self.head(self.encoder(x))
+
+
+def test_your_conv_model_and_objective_through_both_stages(tmp_path, small_fashion):
+    data = _own_data(small_fashion)
+    autoencoder, classifier = ConvAutoencoder(), ConvClassifier()
+
+    def l1(params, images, labels, rng):  # a metrics function: one loss per example
+        x = aejax.normalize(images)
+        return {"loss": jnp.mean(jnp.abs(autoencoder.apply({"params": params}, x) - x), -1)}
+
+    pre_config = tiny_config("pretrain", tmp_path, epochs=1)
+    pre = aejax.pretrain(pre_config, data, model=autoencoder, objective=l1, progress=False)
+    assert "test_mse" not in pre.metrics and (tmp_path / "pretrain/reconstructions.png").is_file()
+    frozen = aejax.TransferConfig(mode="frozen")
+    fine_config = tiny_config("finetune", tmp_path, epochs=1).replace(transfer=frozen)
+    fine = aejax.finetune(fine_config, data, model=classifier, progress=False)
+    same = jax.tree.map(np.array_equal, fine.state.params["encoder"], pre.state.params["encoder"])
+    assert all(jax.tree.leaves(same))  # transplanted, then frozen
+    with pytest.raises(UserError, match=r"trained your own model \(.*ConvAutoencoder\); pass it"):
+        aejax.evaluate_stage(tmp_path / "pretrain", data)
+    with pytest.raises(UserError, match=r"trained your own objective \(.*l1\); pass it"):
+        aejax.evaluate_stage(tmp_path / "pretrain", data, model=autoencoder)
+    again = aejax.evaluate_stage(tmp_path / "pretrain", data, model=autoencoder, objective=l1)
+    assert again["loss"] == pytest.approx(pre.metrics["test_loss"], rel=1e-6)
+    judged = aejax.evaluate_stage(tmp_path / "finetune", data, model=classifier)
+    assert judged["accuracy"] == pytest.approx(fine.metrics["test_accuracy"], rel=1e-6)
+    ids = aejax.predict(classifier, fine.state.params, data.test_images)
+    assert np.mean(ids == data.test_labels) == pytest.approx(judged["accuracy"], abs=1e-6)
+    with pytest.raises(UserError, match=r"model.given True in the folder, False now"):
+        aejax.pretrain(pre_config.replace(train=TrainConfig(epochs=2)), data, progress=False)

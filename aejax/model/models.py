@@ -8,6 +8,7 @@ operation. ``dtype`` is the dtype of the matmuls; parameters and outputs are alw
 from __future__ import annotations
 
 import functools
+import hashlib
 import math
 import warnings
 from typing import Any
@@ -196,3 +197,19 @@ def make_classifier(config: ModelConfig) -> Classifier:
         init_style=config.init,
         dtype=jnp.dtype(config.dtype),
     )
+
+
+def fingerprint(model: nn.Module, params, given: bool) -> dict[str, Any]:
+    """What tells models apart: its class and its parameters' paths, shapes and dtypes, and
+    whether it was given rather than built from the config."""
+    layout = "\n".join(
+        f"{jax.tree_util.keystr(path)} {tuple(leaf.shape)} {leaf.dtype}"
+        for path, leaf in jax.tree_util.tree_leaves_with_path(params)
+    )
+    kind = type(model)
+    digest = hashlib.sha256(layout.encode()).hexdigest()
+    return {
+        "given": given,
+        "class": f"{kind.__module__}.{kind.__qualname__}",
+        "params_sha256": digest,
+    }

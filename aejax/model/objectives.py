@@ -12,6 +12,8 @@ outputs (taken from logits) with pixels in [0, 1]. Noise touches inputs only; ta
 
 from __future__ import annotations
 
+from typing import Any
+
 import jax
 import jax.numpy as jnp
 import optax
@@ -145,3 +147,12 @@ def reconstruct(apply_fn, params, inputs, objective: ObjectiveConfig):
     """Reconstructions of `inputs` in [-1, 1], whatever the objective's output layer."""
     outputs = apply_fn({"params": params}, inputs)
     return 2.0 * jax.nn.sigmoid(outputs) - 1.0 if uses_logits(objective) else outputs
+
+
+def fingerprint(metrics_fn: MetricsFn, given: bool) -> dict[str, Any]:
+    """Whether the objective was given rather than built from the config (which config.json
+    already holds), and the given one's name."""
+    if not given:
+        return {"given": False}
+    name = getattr(metrics_fn, "__qualname__", type(metrics_fn).__qualname__)
+    return {"given": True, "name": f"{getattr(metrics_fn, '__module__', '')}.{name}"}

@@ -44,7 +44,8 @@ class StageStart:
     encoder_source: Path | None = None
     init_s: float = 0.0
     mesh: Mesh | None = None
-    optimizer_given: bool = False  # the state's optimizer is the caller's, not the config's
+    # What config.json records of the model, optimizer and objective (`aejax.run.workdir`).
+    components: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 def resume_epoch(config: StageConfig, overwrite: bool) -> int | None:

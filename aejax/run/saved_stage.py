@@ -17,7 +17,7 @@ from aejax.model.models import ENCODER
 from aejax.model.tasks import stage_model
 from aejax.model.transplant import check_encoder_fits
 from aejax.run import checkpoint
-from aejax.run.workdir import TRAINED_ON, read_stage_config
+from aejax.run.workdir import MODEL, TRAINED_ON, read_stage_config
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,21 +32,36 @@ class SavedStage:
     trained_on: dict[str, Any] | None = None
 
 
-def load_stage(stage_dir: str | Path) -> SavedStage:
-    """The newest checkpoint of a stage folder, restored without loading its dataset."""
+def load_stage(stage_dir: str | Path, model: nn.Module | None = None) -> SavedStage:
+    """The newest checkpoint of a stage folder, restored without loading its dataset; `model`:
+    the one it trained, where that was your own (the config describes the others)."""
     stage_dir = Path(stage_dir)
     config_path, checkpoints = stage_dir / "config.json", stage_dir / "checkpoints"
     if not config_path.is_file():
         raise CheckpointError(f"{stage_dir} is not a stage folder (no config.json)")
     config, identity = read_stage_config(stage_dir)
+    own = identity.get(MODEL, {})
+    if own.get("given") and model is None:
+        raise CheckpointError(
+            f"{stage_dir} trained your own model ({own['class']}); pass it: "
+            "load_stage(stage_dir, model=...)"
+        )
     epoch = checkpoint.latest_epoch(checkpoints)
     if epoch is None:
         raise CheckpointError(f"no checkpoint in {checkpoints}")
-    input_dim = checkpoint.saved_param_shapes(checkpoints, epoch)[ENCODER]["hidden"]["kernel"][0]
-    model = stage_model(config, input_dim)
+    input_dim = _input_dim(checkpoints, epoch, identity)
+    model = model or stage_model(config, input_dim)
     template = jax.eval_shape(model.init, jax.random.key(0), jnp.zeros((1, input_dim)))
     params = checkpoint.restore_subtree(checkpoints, epoch, {"params": template["params"]})
     return SavedStage(config, model, params["params"], epoch, identity.get(TRAINED_ON))
+
+
+def _input_dim(checkpoints: Path, epoch: int, identity: dict[str, Any]) -> int:
+    """The features of an input: as the data record says, else (folders of earlier versions, all
+    of the built-in MLP) as the encoder's first layer does."""
+    if TRAINED_ON in identity:
+        return int(identity[TRAINED_ON]["train"]["features"])
+    return checkpoint.saved_param_shapes(checkpoints, epoch)[ENCODER]["hidden"]["kernel"][0]
 
 
 def load_pretrained_encoder(pretrain_dir: str | Path, classifier_params) -> Any:

@@ -23,7 +23,6 @@ from aejax.engine.train import (
 )
 from aejax.errors import TrainingInterrupted, UserError
 from aejax.figures import plots
-from aejax.model import optim
 from aejax.model.tasks import Task
 from aejax.run import checkpoint, early_stopping, observe
 from aejax.run.interrupt import stop_on_signal
@@ -32,7 +31,6 @@ from aejax.run.resume import StageStart, pretrained_encoder, resume_epoch, start
 from aejax.run.stage_report import final_metrics
 from aejax.run.stage_run import Callback, StageRun
 from aejax.run.workdir import (
-    OPTIMIZER,
     TRAINED_ON,
     prepare_stage_dir,
     remove_stage_outputs,
@@ -81,10 +79,7 @@ def train_stage(
     encoder = pretrained_encoder(start, resume)  # an input: loaded before anything is removed
     if options.overwrite:
         remove_stage_outputs(config, task.kind.figure_files)
-    identity = {
-        TRAINED_ON: data.fingerprint(),
-        OPTIMIZER: optim.fingerprint(start.state.opt_state, start.optimizer_given),
-    }
+    identity = {TRAINED_ON: data.fingerprint(), **start.components}
     stage_dir = prepare_stage_dir(config, start.state, identity)
     device_data = to_device(data, val, parallel.replicated(start.mesh))
     checkpoints = checkpoint.StageCheckpoints(

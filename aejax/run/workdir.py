@@ -20,16 +20,17 @@ from aejax.errors import UserError
 FREE_SPACE_MARGIN_BYTES = 16 * 2**20  # metrics, figures, Orbax metadata
 # Every stage's files; each kind of stage adds its figures (`aejax.model.tasks.Task.figure_files`).
 STAGE_OUTPUTS = ("config.json", "metrics.json", "metrics.jsonl", "curves.png")
-# What config.json records beside the config, for what the config cannot say: the data a run
-# used (`aejax.Dataset.fingerprint`) and its optimizer (`aejax.model.optim.fingerprint`).
-TRAINED_ON, OPTIMIZER = "trained_on", "optimizer"
-IDENTITY = (TRAINED_ON, OPTIMIZER)
+# What config.json records under "identity", for what the config cannot say: the data a run used
+# (`aejax.Dataset.fingerprint`) and its model, optimizer and objective, given or built from the
+# config (the `fingerprint` functions of `aejax.model.models`, `.optim`, `.objectives`).
+IDENTITY = "identity"
+TRAINED_ON, MODEL, OPTIMIZER, OBJECTIVE = "trained_on", "model", "optimizer", "objective"
 STAGE_FOLDERS = ("checkpoints", "tensorboard")
 
 
 def prepare_stage_dir(config: StageConfig, state=None, identity: dict | None = None) -> Path:
     """Create the stage folder, check it is writable, refuse one holding another run: another
-    config, or another `identity` (what config.json records beside the config: `IDENTITY`).
+    config, or another `identity` (what config.json records beside the config, `IDENTITY`).
 
     Checked before any training, so a run fails in seconds rather than after an hour.
     """
@@ -51,7 +52,7 @@ def prepare_stage_dir(config: StageConfig, state=None, identity: dict | None = N
     if config_path.exists():
         saved, saved_identity = read_stage_config(stage_dir)
         differences = config_differences(resume_key(saved), resume_key(config))
-        both = [k for k in IDENTITY if k in saved_identity and k in (identity or {})]
+        both = [k for k in saved_identity if k in (identity or {})]
         differences += config_differences(  # earlier versions kept none: nothing to compare
             {k: _identity_key(k, saved_identity[k]) for k in both},
             {k: _identity_key(k, identity[k]) for k in both},
@@ -62,16 +63,16 @@ def prepare_stage_dir(config: StageConfig, state=None, identity: dict | None = N
                 "overwrite it, or use another workdir",
                 settings=("overwrite", "workdir"),
             )
-    record = config.to_dict() | (identity or {})
+    record = config.to_dict() | ({IDENTITY: identity} if identity else {})
     write_text(config_path, json.dumps(record, indent=2, sort_keys=True))
     return stage_dir
 
 
 def read_stage_config(stage_dir: Path) -> tuple[StageConfig, dict[str, Any]]:
-    """A stage folder's config, and what its config.json records beside it (`IDENTITY`; a
-    folder of an earlier version may hold none of it)."""
+    """A stage folder's config, and what its config.json records of the run's identity
+    (`IDENTITY`; empty for a folder of an earlier version)."""
     raw = json.loads((Path(stage_dir) / "config.json").read_text())
-    identity = {k: raw.pop(k) for k in IDENTITY if k in raw}
+    identity = raw.pop(IDENTITY, {})
     return StageConfig.from_dict(raw), identity
 
 
