@@ -6,8 +6,8 @@ import jax
 import numpy as np
 import pytest
 
+import aejax
 from aejax.config import ObjectiveConfig, PretrainConfig, TransferConfig
-from aejax.data import datasets as data
 from aejax.errors import CheckpointError
 from aejax.research.inspection import load_autoencoder, pca_2d, save_latents, save_variant_grid
 from aejax.stages import finetune, pretrain
@@ -65,7 +65,7 @@ def test_inspect_script_uses_the_dataset_of_the_first_folder(tmp_path, small_fas
         asked.append(config)
         return small_fashion
 
-    monkeypatch.setattr(data, "load_dataset", load_dataset)
+    monkeypatch.setattr(aejax, "load_dataset", load_dataset)  # as the command looks it up
     grid = tmp_path / "grid.png"
     shown = run_script_here("inspect_pretrained", str(folder), "--grid", str(grid))
     assert shown.returncode == 0, shown.stderr
