@@ -1,16 +1,16 @@
 """A researcher's own pieces through the stages, checkpoints and resume kept: an Optax optimizer
 (a schedule included, its learning rate reported per epoch) and callbacks that may end training."""
 
-import flax.linen as nn
+import importlib.util
+
 import jax
-import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
 
 import aejax
 from aejax import Dataset, TrainConfig, UserError
-from support import tiny_config
+from support import REPO, tiny_config
 
 
 def _own_data(small_fashion):
@@ -70,54 +70,20 @@ def test_pieces_of_the_wrong_kind_are_one_line(tmp_path, small_fashion, given, m
     assert not (tmp_path / "pretrain").exists()
 
 
-class ConvEncoder(nn.Module):
-    """A small conv encoder: 28x28 images (given flat, in [-1, 1]) -> a code."""
-
-    latent: int = 8
-
-    @nn.compact
-    def __call__(self, x):
-        x = x.reshape(-1, 28, 28, 1)
-        x = nn.relu(nn.Conv(4, (3, 3), strides=2)(x))  # 14 x 14 x 4
-        x = nn.relu(nn.Conv(8, (3, 3), strides=2)(x))  # 7 x 7 x 8
-        return nn.Dense(self.latent)(x.reshape(x.shape[0], -1))
-
-
-class ConvAutoencoder(nn.Module):
-    """The contract: reconstructions in [-1, 1], `encode`, and an `encoder` submodule."""
-
-    def setup(self):
-        self.encoder = ConvEncoder()
-        self.expand = nn.Dense(7 * 7 * 8)
-        self.up = nn.ConvTranspose(4, (3, 3), strides=(2, 2))
-        self.out = nn.ConvTranspose(1, (3, 3), strides=(2, 2))
-
-    def encode(self, x):
-        return self.encoder(x)
-
-    def __call__(self, x):
-        h = nn.relu(self.expand(self.encoder(x))).reshape(-1, 7, 7, 8)
-        return jnp.tanh(self.out(nn.relu(self.up(h)))).reshape(x.shape[0], -1)
-
-
-class ConvClassifier(nn.Module):
-    """The contract: logits, and an `encoder` submodule shaped as the autoencoder's."""
-
-    def setup(self):
-        self.encoder = ConvEncoder()
-        self.head = nn.Dense(10)
-
-    def __call__(self, x):
-        return self.head(self.encoder(x))
+def _guide_example():
+    """docs/examples/own_pieces.py as a module: its conv models and objective are the ones here."""
+    spec = importlib.util.spec_from_file_location(
+        "own_pieces", REPO / "docs/examples/own_pieces.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def test_your_conv_model_and_objective_through_both_stages(tmp_path, small_fashion):
-    data = _own_data(small_fashion)
-    autoencoder, classifier = ConvAutoencoder(), ConvClassifier()
-
-    def l1(params, images, labels, rng):  # a metrics function: one loss per example
-        x = aejax.normalize(images)
-        return {"loss": jnp.mean(jnp.abs(autoencoder.apply({"params": params}, x) - x), -1)}
+    data, example = _own_data(small_fashion), _guide_example()
+    autoencoder, classifier = example.ConvAutoencoder(), example.ConvClassifier()
+    l1 = example.l1_objective(autoencoder)  # a metrics function: one loss per example
 
     pre_config = tiny_config("pretrain", tmp_path, epochs=1)
     pre = aejax.pretrain(pre_config, data, model=autoencoder, objective=l1, progress=False)
