@@ -17,8 +17,6 @@ from collections.abc import Callable
 from typing import Any
 
 from aejax.config import (
-    DTYPES,
-    INITS,
     DataConfig,
     FinetuneConfig,
     ModelConfig,
@@ -37,6 +35,7 @@ from aejax.flags import (
     add_data_flags,
     add_device_flags,
     add_finetune_flags,
+    add_model_flags,
     add_objective_flags,
     add_observe_flags,
     add_per_stage_flags,
@@ -62,10 +61,7 @@ def stage_parser(
     add_data_flags(parser, DataConfig())
     for name in ("epochs", "batch_size", "lr", "seed", "keep_checkpoints"):
         flag(parser, train, name)
-    for name in ("hidden", "latent", "num_classes"):
-        flag(parser, model, name)
-    flag(parser, model, "init", choices=INITS, help="torch: U(+-1/sqrt(fan_in)); lecun: Flax")
-    flag(parser, model, "dtype", choices=DTYPES, help="dtype of the matmuls")
+    add_model_flags(parser, model)
     overwrite_help = overwrite_help or f"discard an earlier {kind.stage}"
     parser.add_argument("--overwrite", action="store_true", help=overwrite_help)
     add_device_flags(parser)
@@ -174,8 +170,7 @@ def label_budget_parser() -> FlagParser:
     )
     flag(parser, study, "generated_per_real", help="R of the latent-mix and latent-noise methods")
     flag(parser, study, "shift_pixels", help="P of the shift methods")
-    for name in ("hidden", "latent"):
-        flag(parser, study.model, name)
+    add_model_flags(parser, study.model, stage=False)
     parser.add_argument(
         "--out", default="runs/label_budget", help="folder for label_budget.{json,md,png}"
     )

@@ -26,6 +26,7 @@ from aejax.specs import (
 
 SOURCES = ("auto", "idx", "tfds", "download")
 INITS = ("torch", "lecun")
+ARCHS = ("mlp", "conv")
 DTYPES = ("float32", "bfloat16")
 LOSSES = ("mse", "bce", "vae")
 MODES = ("full", "frozen", "discriminative")
@@ -34,13 +35,16 @@ ENCODERS = ("pretrained", "scratch")
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
-    """Layer widths, initialisation and compute dtype; the input width follows the data."""
+    """Architecture, layer widths, initialisation and compute dtype; the input width follows the
+    data. ``arch="conv"``: two stride-2 3x3 convolutions of hidden/8 and hidden/4 channels before
+    the code (and transposed ones after it), for square images whose side is a multiple of 4."""
 
     hidden: int = 128
     latent: int = 64
     num_classes: int = 10
     init: str = "torch"
     dtype: str = "float32"  # of the matmuls; params and optimizer state stay float32
+    arch: str = "mlp"
 
     def __post_init__(self):
         require_integers(self, "hidden", "latent", "num_classes")
@@ -48,6 +52,9 @@ class ModelConfig:
         require(self.num_classes > 1, "num_classes must be at least 2", "num_classes")
         require_one_of(self.init, INITS, "init")
         require_one_of(self.dtype, DTYPES, "dtype")
+        require_one_of(self.arch, ARCHS, "arch")
+        conv_ok = self.arch != "conv" or self.hidden >= 8
+        require(conv_ok, f"the conv architecture needs hidden >= 8, got {self.hidden}", "hidden")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -6,7 +6,10 @@ from __future__ import annotations
 import argparse
 
 from aejax.config import (
+    ARCHS,
+    DTYPES,
     ENCODERS,
+    INITS,
     LOSSES,
     MODES,
     SOURCES,
@@ -14,6 +17,7 @@ from aejax.config import (
     DataConfig,
     EarlyStoppingConfig,
     FinetuneConfig,
+    ModelConfig,
     ObjectiveConfig,
     TransferConfig,
 )
@@ -112,6 +116,16 @@ def add_data_flags(parser: argparse.ArgumentParser, data: DataConfig, limits: bo
     if limits:
         flag(parser, data, "train_limit", type=int, help="use only the first N training examples")
         flag(parser, data, "test_limit", type=int, help="use only the first N test examples")
+
+
+def add_model_flags(parser: argparse.ArgumentParser, model: ModelConfig, stage: bool = True):
+    """--hidden, --latent, --arch (a stage's parser: --num-classes, --init and --dtype too)."""
+    for name in ("hidden", "latent", "num_classes") if stage else ("hidden", "latent"):
+        flag(parser, model, name)
+    if stage:
+        flag(parser, model, "init", choices=INITS, help="torch: U(+-1/sqrt(fan_in)); lecun: Flax")
+        flag(parser, model, "dtype", choices=DTYPES, help="dtype of the matmuls")
+    flag(parser, model, "arch", choices=ARCHS, help="conv: 3x3 stride-2 convolutions")
 
 
 def add_common_flags(parser: argparse.ArgumentParser, progress: bool = True) -> None:

@@ -212,3 +212,10 @@ def test_numpy_state_dicts_need_no_torch_but_export_does(monkeypatch):
     np.testing.assert_array_equal(params["encoder"]["latent"]["bias"], arrays["encoder.2.bias"])
     with pytest.raises(TorchMissingError, match=r"pip install 'aejax\[torch\]'"):
         to_torch_state_dict(params, "autoencoder")
+
+
+def test_a_conv_model_is_refused_for_export_in_one_line():
+    conv = make_autoencoder(ModelConfig(hidden=32, latent=16, arch="conv"), 784)
+    params = conv.init(jax.random.key(0), jnp.zeros((1, 784)))["params"]
+    with pytest.raises(UserError, match="conv models have no PyTorch reference to export to"):
+        to_torch_state_dict(params)

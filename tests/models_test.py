@@ -1,13 +1,17 @@
+import json
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import pytest
 
 from aejax.config import ModelConfig
 from aejax.engine.train import create_state, make_epoch_fn
+from aejax.errors import UserError
 from aejax.model.models import ENCODER, make_autoencoder, make_classifier
 from aejax.model.objectives import classification_metrics
-from support import run_script_here, subset_data_config
+from support import SUBSET_DIR, run_script_here, subset_data_config
 
 
 def _init(model, features=784, key=0):
@@ -130,3 +134,45 @@ def test_bfloat16_on_cpu_warns_in_one_line_and_still_trains(tmp_path):
         "warning: bfloat16 runs slower than float32 on CPU (XLA converts its matmuls to "
         "float32 here); it pays on GPUs and TPUs"
     ]
+
+
+def test_the_conv_architecture_shares_its_encoder_subtree_and_keeps_the_contract():
+    config = ModelConfig(hidden=32, latent=16, arch="conv")
+    autoencoder, classifier = make_autoencoder(config, 784), make_classifier(config)
+    ae = autoencoder.init(jax.random.key(0), jnp.zeros((1, 784)))["params"]
+    clf = classifier.init(jax.random.key(1), jnp.zeros((1, 784)))["params"]
+    shapes = jax.tree.map(np.shape, ae[ENCODER])
+    assert shapes == jax.tree.map(np.shape, clf[ENCODER])
+    assert shapes["conv0"]["kernel"] == (3, 3, 1, 4) and shapes["conv1"]["kernel"] == (3, 3, 4, 8)
+    x = jax.random.uniform(jax.random.key(2), (5, 784), minval=-1.0, maxval=1.0)
+    reconstruction = autoencoder.apply({"params": ae}, x)
+    assert reconstruction.shape == (5, 784) and float(jnp.max(jnp.abs(reconstruction))) <= 1.0
+    assert classifier.apply({"params": clf}, x).shape == (5, 10)
+    codes = autoencoder.apply({"params": ae}, x, method=autoencoder.encode)
+    assert codes.shape == (5, 16)
+
+
+def test_the_conv_architecture_refuses_what_it_cannot_take():
+    conv = ModelConfig(hidden=32, latent=16, arch="conv")
+    with pytest.raises(UserError, match="square images whose side is a multiple of 4, not 700"):
+        make_classifier(conv).init(jax.random.key(0), jnp.zeros((1, 700)))
+    with pytest.raises(UserError, match="the vae loss needs the mlp architecture") as info:
+        make_autoencoder(conv, 784, logits=True, variational=True)
+    assert info.value.settings == ("arch", "loss")
+    with pytest.raises(UserError, match="arch must be one of mlp, conv, got 'resnet'"):
+        ModelConfig(arch="resnet")
+
+
+def test_a_conv_pipeline_trains_from_the_command_line_and_evaluates(tmp_path):
+    flags = ["--dataset", "fashion_mnist", "--source", "idx", "--data-dir", str(SUBSET_DIR)]
+    flags += ["--arch", "conv", "--hidden", "16", "--latent", "8", "--train-limit", "400"]
+    flags += ["--test-limit", "100", "--epochs", "1", "--no-progress", "--no-compile-cache"]
+    done = run_script_here("pipeline", *flags, "--workdir", str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    record = json.loads(done.stdout)
+    assert record["finetune"]["num_train"] == 400
+    config = json.loads((tmp_path / "finetune" / "config.json").read_text())
+    assert config["model"]["arch"] == "conv"
+    evaluated = run_script_here("evaluate", str(tmp_path / "finetune"))
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert json.loads(evaluated.stdout)["accuracy"] == record["finetune"]["test_accuracy"]

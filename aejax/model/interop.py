@@ -104,6 +104,12 @@ def to_torch_state_dict(params: Mapping[str, Any], model: str = "autoencoder") -
             "to_torch_state_dict needs PyTorch; install it with pip install 'aejax[torch]'"
         ) from None
     layers = _layers(model)
+    if "conv0" in params.get("encoder", {}):
+        raise UserError(
+            "conv models have no PyTorch reference to export to: the reference modules are "
+            "fully connected (arch mlp)",
+            settings=("arch",),
+        )
     check_same_shapes(_layer_names(model), params, what=f"{model} params", shapes=False)
     _check_chain(params, model)
     state_dict: OrderedDict = OrderedDict()

@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 
 from aejax.config import ModelConfig
+from aejax.errors import UserError
 
 Dtype = Any
 ENCODER = "encoder"  # the submodule (and params subtree) that moves between the models
@@ -96,8 +97,73 @@ class Decoder(nn.Module):
         return out if self.logits else jnp.tanh(out)
 
 
-def encoder_of(model: nn.Module, with_hidden: bool = False) -> Encoder:
-    """The Encoder of a model with the same widths, init and dtype: one definition, one subtree."""
+def conv(features: int, fan_in: int, init: str, dtype: Dtype, name: str, up: bool = False):
+    """A 3x3, stride-2 convolution (`up`: transposed, doubling the side), initialised like
+    PyTorch (`torch`: fan_in = 9 x input channels) or with Flax defaults (`lecun`)."""
+    layer = nn.ConvTranspose if up else nn.Conv
+    inits = {}
+    if init == "torch":
+        inits = {"kernel_init": torch_uniform(fan_in), "bias_init": torch_uniform(fan_in)}
+    return layer(features, (3, 3), strides=(2, 2), padding="SAME", dtype=dtype, name=name, **inits)
+
+
+def image_side(features: int) -> int:
+    """The side of the square images a conv model takes, `features` pixels each."""
+    side = math.isqrt(features)
+    if side * side != features or side % 4:
+        raise UserError(
+            f"the conv architecture takes square images whose side is a multiple of 4, not "
+            f"{features} pixels; use the mlp one",
+            settings=("arch",),
+        )
+    return side
+
+
+class ConvEncoder(nn.Module):
+    """x -> Conv(hidden/8) -> ReLU -> Conv(hidden/4) -> ReLU -> Dense(latent), the convolutions
+    3x3 with stride 2 on the square image `x` holds (given flat, as every model takes it)."""
+
+    hidden: int = 128
+    latent: int = 64
+    init_style: str = "torch"
+    dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x):
+        side = image_side(x.shape[-1])
+        h = x.reshape(-1, side, side, 1)
+        for i, channels in enumerate((self.hidden // 8, self.hidden // 4)):
+            h = nn.relu(conv(channels, 9 * h.shape[-1], self.init_style, self.dtype, f"conv{i}")(h))
+        flat = h.reshape(h.shape[0], -1)
+        return dense(self.latent, flat.shape[-1], self.init_style, self.dtype, "latent")(flat)
+
+
+class ConvDecoder(nn.Module):
+    """z -> Dense -> ReLU -> ConvTranspose(hidden/8) -> ReLU -> ConvTranspose(1) -> tanh: the
+    conv encoder's mirror, back to `output` pixels (``logits=True``: without the tanh)."""
+
+    hidden: int = 128
+    output: int = 784
+    init_style: str = "torch"
+    dtype: Dtype = jnp.float32
+    logits: bool = False
+
+    @nn.compact
+    def __call__(self, z):
+        small, (wide, deep) = image_side(self.output) // 4, (self.hidden // 8, self.hidden // 4)
+        h = dense(small * small * deep, z.shape[-1], self.init_style, self.dtype, "expand")(z)
+        h = nn.relu(h).reshape(-1, small, small, deep)
+        h = nn.relu(conv(wide, 9 * deep, self.init_style, self.dtype, "up", up=True)(h))
+        out = conv(1, 9 * wide, self.init_style, self.dtype, "output", up=True)(h)
+        out = out.reshape(out.shape[0], -1)
+        return out if self.logits else jnp.tanh(out)
+
+
+def encoder_of(model: nn.Module, with_hidden: bool = False) -> nn.Module:
+    """The encoder of a model with the same architecture, widths, init and dtype: one
+    definition, one subtree."""
+    if model.arch == "conv":
+        return ConvEncoder(model.hidden, model.latent, model.init_style, model.dtype)
     return Encoder(
         hidden=model.hidden,
         latent=model.latent,
@@ -123,12 +189,14 @@ class Autoencoder(nn.Module):
     dtype: Dtype = jnp.float32
     logits: bool = False
     variational: bool = False
+    arch: str = "mlp"
 
     def setup(self):
         self.encoder = encoder_of(self, with_hidden=self.variational)
         if self.variational:
             self.log_variance = dense(self.latent, self.hidden, self.init_style, self.dtype)
-        self.decoder = Decoder(
+        decoder = ConvDecoder if self.arch == "conv" else Decoder
+        self.decoder = decoder(
             hidden=self.hidden,
             output=self.output,
             init_style=self.init_style,
@@ -163,6 +231,7 @@ class Classifier(nn.Module):
     num_classes: int = 10
     init_style: str = "torch"
     dtype: Dtype = jnp.float32
+    arch: str = "mlp"
 
     def setup(self):
         self.encoder = encoder_of(self)
@@ -177,6 +246,12 @@ def make_autoencoder(
     config: ModelConfig, input_dim: int, logits: bool = False, variational: bool = False
 ) -> Autoencoder:
     """The autoencoder (a VAE with `variational`) described by `config` for `input_dim` inputs."""
+    if variational and config.arch == "conv":
+        raise UserError(
+            "the vae loss needs the mlp architecture (its variance head reads the mlp encoder's "
+            "hidden layer)",
+            settings=("arch", "loss"),
+        )
     return Autoencoder(
         hidden=config.hidden,
         latent=config.latent,
@@ -185,6 +260,7 @@ def make_autoencoder(
         dtype=jnp.dtype(config.dtype),
         logits=logits,
         variational=variational,
+        arch=config.arch,
     )
 
 
@@ -196,6 +272,7 @@ def make_classifier(config: ModelConfig) -> Classifier:
         num_classes=config.num_classes,
         init_style=config.init,
         dtype=jnp.dtype(config.dtype),
+        arch=config.arch,
     )
 
 
