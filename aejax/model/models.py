@@ -138,15 +138,10 @@ class ConvEncoder(nn.Module):
         return dense(self.latent, flat.shape[-1], self.init_style, self.dtype, "latent")(flat)
 
 
-class ConvDecoder(nn.Module):
+class ConvDecoder(Decoder):
     """z -> Dense -> ReLU -> ConvTranspose(hidden/8) -> ReLU -> ConvTranspose(1) -> tanh: the
-    conv encoder's mirror, back to `output` pixels (``logits=True``: without the tanh)."""
-
-    hidden: int = 128
-    output: int = 784
-    init_style: str = "torch"
-    dtype: Dtype = jnp.float32
-    logits: bool = False
+    conv encoder's mirror, back to `output` pixels (``logits=True``: without the tanh). The
+    Decoder's settings, another body."""
 
     @nn.compact
     def __call__(self, z):
