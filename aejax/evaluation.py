@@ -18,7 +18,7 @@ from aejax.model.models import Autoencoder
 from aejax.model.objectives import classification_metrics, pretraining_metrics
 from aejax.model.tasks import task_of
 from aejax.run.saved_stage import load_stage
-from aejax.run.workdir import OBJECTIVE, read_stage_config
+from aejax.run.workdir import OBJECTIVE
 
 
 def evaluate(
@@ -55,7 +55,7 @@ def evaluate_stage(
     it trained, where they were your own."""
     saved = load_stage(stage_dir, model)
     config = saved.config
-    own = read_stage_config(stage_dir)[1].get(OBJECTIVE, {})
+    own = saved.identity.get(OBJECTIVE, {})
     if own.get("given") and objective is None:
         raise UserError(
             f"{stage_dir} trained your own objective ({own['name']}); pass it: "

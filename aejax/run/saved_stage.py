@@ -22,14 +22,19 @@ from aejax.run.workdir import MODEL, TRAINED_ON, read_stage_config
 
 @dataclasses.dataclass(frozen=True)
 class SavedStage:
-    """A stage folder's config, its model, the params of its newest checkpoint, and the record
-    of the data it trained on (`aejax.Dataset.fingerprint`; None from earlier versions)."""
+    """A stage folder's config, its model, the params of its newest checkpoint, and what its
+    config.json records of the run's identity (`aejax.run.workdir.IDENTITY`; empty from earlier
+    versions), the data it trained on among it."""
 
     config: StageConfig
     model: nn.Module
     params: Any
     epoch: int
-    trained_on: dict[str, Any] | None = None
+    identity: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    @property
+    def trained_on(self) -> dict[str, Any] | None:
+        return self.identity.get(TRAINED_ON)
 
 
 def load_stage(stage_dir: str | Path, model: nn.Module | None = None) -> SavedStage:
@@ -53,7 +58,7 @@ def load_stage(stage_dir: str | Path, model: nn.Module | None = None) -> SavedSt
     model = model or stage_model(config, input_dim)
     template = jax.eval_shape(model.init, jax.random.key(0), jnp.zeros((1, input_dim)))
     params = checkpoint.restore_subtree(checkpoints, epoch, {"params": template["params"]})
-    return SavedStage(config, model, params["params"], epoch, identity.get(TRAINED_ON))
+    return SavedStage(config, model, params["params"], epoch, identity)
 
 
 def _input_dim(checkpoints: Path, epoch: int, identity: dict[str, Any]) -> int:
