@@ -1,5 +1,6 @@
 import json
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -9,6 +10,7 @@ import pytest
 from aejax.config import ModelConfig
 from aejax.engine.train import create_state, make_epoch_fn
 from aejax.errors import UserError
+from aejax.model.layers import StridedConv
 from aejax.model.models import ENCODER, make_autoencoder, make_classifier
 from aejax.model.objectives import classification_metrics
 from support import SUBSET_DIR, run_script_here, subset_data_config
@@ -150,6 +152,28 @@ def test_the_conv_architecture_shares_its_encoder_subtree_and_keeps_the_contract
     assert classifier.apply({"params": clf}, x).shape == (5, 10)
     codes = autoencoder.apply({"params": ae}, x, method=autoencoder.encode)
     assert codes.shape == (5, 16)
+
+
+@pytest.mark.parametrize("up", [False, True])
+def test_the_strided_conv_is_flaxs_convolution_computed_as_one_matmul(up):
+    flax_layer = (nn.ConvTranspose if up else nn.Conv)(5, (3, 3), strides=(2, 2), padding="SAME")
+    layer = StridedConv(5, up=up)
+    x = jax.random.normal(jax.random.key(0), (2, 8, 8, 3))
+    params = layer.init(jax.random.key(1), x)
+    assert jax.tree.map(np.shape, params) == jax.tree.map(
+        np.shape, flax_layer.init(jax.random.key(1), x)
+    )
+    np.testing.assert_allclose(layer.apply(params, x), flax_layer.apply(params, x), atol=1e-5)
+    assert layer.apply(params, x).shape == ((2, 16, 16, 5) if up else (2, 4, 4, 5))
+
+    def grads(module):
+        return jax.grad(lambda p: jnp.sum(jnp.sin(module.apply(p, x))))(params)
+
+    jax.tree.map(
+        lambda ours, flax: np.testing.assert_allclose(ours, flax, atol=1e-4),
+        grads(layer),
+        grads(flax_layer),
+    )
 
 
 def test_the_conv_architecture_refuses_what_it_cannot_take():

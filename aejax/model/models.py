@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import math
 import warnings
 from typing import Any
 
@@ -19,6 +18,7 @@ import jax.numpy as jnp
 
 from aejax.config import ModelConfig
 from aejax.errors import UserError
+from aejax.model.layers import conv, dense, image_side
 
 Dtype = Any
 ENCODER = "encoder"  # the submodule (and params subtree) that moves between the models
@@ -34,29 +34,6 @@ def warn_if_slow_dtype(dtype: str) -> None:
             "here); it pays on GPUs and TPUs",
             stacklevel=2,
         )
-
-
-def torch_uniform(fan_in: int):
-    """PyTorch `nn.Linear` init: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for kernel and bias alike."""
-    bound = 1.0 / math.sqrt(fan_in)
-
-    def init(key, shape, dtype=jnp.float32):
-        return jax.random.uniform(key, shape, dtype, -bound, bound)
-
-    return init
-
-
-def dense(features: int, fan_in: int, init: str, dtype: Dtype, name: str | None = None) -> nn.Dense:
-    """A Dense layer initialised like PyTorch (`torch`) or with Flax defaults (`lecun`)."""
-    if init == "torch":
-        return nn.Dense(
-            features,
-            kernel_init=torch_uniform(fan_in),
-            bias_init=torch_uniform(fan_in),
-            dtype=dtype,
-            name=name,
-        )
-    return nn.Dense(features, dtype=dtype, name=name)
 
 
 class Encoder(nn.Module):
@@ -95,28 +72,6 @@ class Decoder(nn.Module):
         z = nn.relu(z)
         out = dense(self.output, self.hidden, self.init_style, self.dtype, "output")(z)
         return out if self.logits else jnp.tanh(out)
-
-
-def conv(features: int, fan_in: int, init: str, dtype: Dtype, name: str, up: bool = False):
-    """A 3x3, stride-2 convolution (`up`: transposed, doubling the side), initialised like
-    PyTorch (`torch`: fan_in = 9 x input channels) or with Flax defaults (`lecun`)."""
-    layer = nn.ConvTranspose if up else nn.Conv
-    inits = {}
-    if init == "torch":
-        inits = {"kernel_init": torch_uniform(fan_in), "bias_init": torch_uniform(fan_in)}
-    return layer(features, (3, 3), strides=(2, 2), padding="SAME", dtype=dtype, name=name, **inits)
-
-
-def image_side(features: int) -> int:
-    """The side of the square images a conv model takes, `features` pixels each."""
-    side = math.isqrt(features)
-    if side * side != features or side % 4:
-        raise UserError(
-            f"the conv architecture takes square images whose side is a multiple of 4, not "
-            f"{features} pixels; use the mlp one",
-            settings=("arch",),
-        )
-    return side
 
 
 class ConvEncoder(nn.Module):
