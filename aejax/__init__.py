@@ -45,7 +45,12 @@ from aejax.errors import (
 )
 from aejax.evaluation import evaluate, evaluate_stage
 from aejax.inference import encode, predict
-from aejax.model.interop import from_torch_state_dict, to_torch_state_dict, torch_adam
+from aejax.model.interop import (
+    from_torch_state_dict,
+    to_torch_module,
+    to_torch_state_dict,
+    torch_adam,
+)
 from aejax.model.models import (
     Autoencoder,
     Classifier,
@@ -112,6 +117,7 @@ __all__ = [
     "read_idx",
     "run_pipeline",
     "to_device",
+    "to_torch_module",
     "to_torch_state_dict",
     "torch_adam",
     "transplant_encoder",

@@ -12,9 +12,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
+from numpy.typing import ArrayLike
+
+# A model's parameters: the nested mapping of arrays that Flax's `init` returns under "params".
+Params = Mapping[str, Any]
+# Images or labels as the data contract takes them (NumPy or JAX arrays, nested lists).
+Arrays = ArrayLike
 MetricsFn = Callable[[Any, Any, Any, Any], dict[str, Any]]
 Augment = Callable[[Any, Any, Any, Any, Any], tuple]
 

@@ -9,7 +9,7 @@ import flax.linen as nn
 import jax
 
 from aejax.config import ObjectiveConfig
-from aejax.contracts import MetricsFn
+from aejax.contracts import Arrays, MetricsFn, Params
 from aejax.data import contract
 from aejax.data.datasets import Dataset, load_dataset
 from aejax.engine.train import make_eval_fn
@@ -22,7 +22,12 @@ from aejax.run.workdir import OBJECTIVE
 
 
 def evaluate(
-    model, params, images, labels, batch_size: int = 100, objective: ObjectiveConfig | None = None
+    model: nn.Module,
+    params: Params,
+    images: Arrays,
+    labels: Arrays,
+    batch_size: int = 100,
+    objective: ObjectiveConfig | None = None,
 ) -> dict[str, float]:
     """Mean loss over a split: the reconstruction objective (default MSE) for an Autoencoder,
     cross-entropy and accuracy for a Classifier. Images and labels as `aejax.Dataset.from_arrays`

@@ -14,18 +14,23 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from aejax.contracts import Arrays, Params
 from aejax.data import contract
 from aejax.data.datasets import normalize
 
 BATCH_SIZE = 1000
 
 
-def predict(model: nn.Module, params, images, batch_size: int = BATCH_SIZE) -> np.ndarray:
+def predict(
+    model: nn.Module, params: Params, images: Arrays, batch_size: int = BATCH_SIZE
+) -> np.ndarray:
     """The class id (int32) a classifier's logits pick for each image."""
     return _batched(_program(model, "predict"), params, images, batch_size)
 
 
-def encode(model: nn.Module, params, images, batch_size: int = BATCH_SIZE) -> np.ndarray:
+def encode(
+    model: nn.Module, params: Params, images: Arrays, batch_size: int = BATCH_SIZE
+) -> np.ndarray:
     """Each image's latent code ``(N, latent)``: an autoencoder's `encode` (a VAE's mean code),
     or a classifier's `encoder` submodule."""
     return _batched(_program(model, "encode"), params, images, batch_size)

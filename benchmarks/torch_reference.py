@@ -14,6 +14,7 @@ Input styles (``STYLES``):
 from __future__ import annotations
 
 import gzip
+import importlib.util
 import shutil
 import time
 from collections.abc import Iterable
@@ -34,32 +35,19 @@ IDX_FILES = (
 )
 
 
-class Autoencoder(nn.Module):
-    """Encoder 784-128-ReLU-64 and decoder 64-128-ReLU-784-Tanh, as in the tutorial."""
-
-    def __init__(self, input_dim: int = 784, hidden: int = 128, latent: int = 64):
-        super().__init__()
-        self.encoder = nn.Sequential(
-            nn.Linear(input_dim, hidden), nn.ReLU(), nn.Linear(hidden, latent)
-        )
-        self.decoder = nn.Sequential(
-            nn.Linear(latent, hidden), nn.ReLU(), nn.Linear(hidden, input_dim), nn.Tanh()
-        )
-
-    def forward(self, x):
-        return self.decoder(self.encoder(x))
+def shipped_models():
+    """`aejax.model.torch_models`, the reference modules aejax ships, loaded from its file on its
+    own: it imports only torch, and importing it through the package would bring in JAX, whose
+    import would add to the PyTorch processes' memory and start-up."""
+    path = Path(__file__).resolve().parents[1] / "aejax" / "model" / "torch_models.py"
+    spec = importlib.util.spec_from_file_location("aejax_torch_models", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
-class Classifier(nn.Module):
-    """A (pretrained) encoder followed by a linear layer to the class logits."""
-
-    def __init__(self, encoder: nn.Module, latent: int = 64, num_classes: int = 10):
-        super().__init__()
-        self.encoder = encoder
-        self.fc = nn.Linear(latent, num_classes)
-
-    def forward(self, x):
-        return self.fc(self.encoder(x))
+_models = shipped_models()
+Autoencoder, Classifier = _models.Autoencoder, _models.Classifier
 
 
 def load_arrays(dataset: str, data_dir, train_limit=None, test_limit=None) -> SimpleNamespace:

@@ -9,7 +9,9 @@ and ~5e-3 param differences, so the parity runs use `aejax.torch_adam`. The loss
 alike too: ``nn.MSELoss`` averages every element, i.e. examples of aejax's per-example mean.
 """
 
+import ast
 import sys
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -32,11 +34,14 @@ from aejax import (
 from aejax.config import ObjectiveConfig
 from aejax.engine.train import create_state, make_epoch_fn
 from aejax.errors import StateDictMismatchError
+from aejax.model.interop import to_torch_module
 from aejax.model.objectives import classification_metrics
 from aejax.model.objectives import reconstruction_metrics as objective_metrics
 
 torch = pytest.importorskip("torch", reason="PyTorch parity needs pip install 'aejax[torch]'")
 import torch_reference as ref  # noqa: E402 (needs torch)
+
+from aejax.model import torch_models as shipped  # noqa: E402 (needs torch)
 
 
 def reconstruction_metrics(apply_fn):
@@ -49,10 +54,10 @@ torch.set_num_threads(1)  # tiny batches; extra threads only contend with XLA's 
 STEPS, BATCH = 50, 100
 
 
-def torch_models(seed=0):
+def reference_models(seed=0):
     torch.manual_seed(seed)
-    autoencoder = ref.Autoencoder()
-    return autoencoder, ref.Classifier(autoencoder.encoder)
+    autoencoder = shipped.Autoencoder()
+    return autoencoder, shipped.Classifier(autoencoder.encoder)
 
 
 def max_abs_diff(params_a, params_b) -> float:
@@ -69,7 +74,7 @@ def images(small_fashion):
 
 @pytest.mark.parametrize("kind", ["autoencoder", "classifier"])
 def test_same_weights_give_same_outputs(kind, images):
-    autoencoder, classifier = torch_models()
+    autoencoder, classifier = reference_models()
     net = autoencoder if kind == "autoencoder" else classifier
     model = (
         make_autoencoder(ModelConfig(), 784)
@@ -88,7 +93,7 @@ def test_same_weights_give_same_outputs(kind, images):
 @pytest.mark.parametrize("kind", ["autoencoder", "classifier"])
 def test_fifty_adam_steps_match_pytorch(kind, images):
     """Same initial weights and batches: aejax's epoch program and the PyTorch loop agree."""
-    autoencoder, classifier = torch_models(seed=1)
+    autoencoder, classifier = reference_models(seed=1)
     net = autoencoder if kind == "autoencoder" else classifier
     if kind == "autoencoder":
         model, metrics_fn = make_autoencoder(ModelConfig(), 784), reconstruction_metrics
@@ -145,7 +150,7 @@ def test_torch_adam_matches_torch_optim_adam_where_optax_adam_drifts():
 
 @pytest.mark.parametrize("kind", ["autoencoder", "classifier"])
 def test_round_trip_is_exact(kind):
-    autoencoder, classifier = torch_models(seed=2)
+    autoencoder, classifier = reference_models(seed=2)
     original = (autoencoder if kind == "autoencoder" else classifier).state_dict()
     back = to_torch_state_dict(from_torch_state_dict(original, kind), kind)
     assert list(back) == list(original)
@@ -154,7 +159,7 @@ def test_round_trip_is_exact(kind):
 
 
 def test_params_map_to_the_reference_layout():
-    autoencoder, _ = torch_models()
+    autoencoder, _ = reference_models()
     params = from_torch_state_dict(autoencoder.state_dict(), "autoencoder")
     expected = make_autoencoder(ModelConfig(), 784).init(jax.random.key(0), jnp.zeros((1, 784)))
     assert jax.tree.map(jnp.shape, params) == jax.tree.map(jnp.shape, expected["params"])
@@ -164,7 +169,7 @@ def test_params_map_to_the_reference_layout():
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch.compile's own imports warn
 def test_compiled_module_prefix_is_accepted():
-    autoencoder, _ = torch_models()
+    autoencoder, _ = reference_models()
     compiled = torch.compile(autoencoder)  # state_dict keys gain "_orig_mod."; nothing compiles
     assert next(iter(compiled.state_dict())).startswith("_orig_mod.")
     params = from_torch_state_dict(compiled.state_dict(), "autoencoder")
@@ -173,7 +178,7 @@ def test_compiled_module_prefix_is_accepted():
 
 
 def test_missing_and_unexpected_keys_are_named():
-    autoencoder, classifier = torch_models()
+    autoencoder, classifier = reference_models()
     state_dict = dict(autoencoder.state_dict())
     state_dict.pop("decoder.2.bias")
     state_dict["decoder.4.weight"] = torch.zeros(3)
@@ -187,7 +192,7 @@ def test_missing_and_unexpected_keys_are_named():
 
 def test_shape_mismatch_is_a_checkpoint_error_naming_the_layer():
     torch.manual_seed(0)
-    narrow = ref.Autoencoder(hidden=32)
+    narrow = shipped.Autoencoder(hidden=32)
     expected = make_autoencoder(ModelConfig(), 784).init(jax.random.key(0), jnp.zeros((1, 784)))
     with pytest.raises(CheckpointError, match=r"encoder/hidden/kernel is \(784, 32\)"):
         from_torch_state_dict(narrow.state_dict(), "autoencoder", expected=expected["params"])
@@ -205,7 +210,7 @@ def test_to_torch_rejects_params_of_the_other_model():
 
 
 def test_numpy_state_dicts_need_no_torch_but_export_does(monkeypatch):
-    autoencoder, _ = torch_models()
+    autoencoder, _ = reference_models()
     arrays = {k: v.numpy() for k, v in autoencoder.state_dict().items()}
     monkeypatch.setitem(sys.modules, "torch", None)  # as if PyTorch were not installed
     params = from_torch_state_dict(arrays, "autoencoder")
@@ -219,3 +224,25 @@ def test_a_conv_model_is_refused_for_export_in_one_line():
     params = conv.init(jax.random.key(0), jnp.zeros((1, 784)))["params"]
     with pytest.raises(UserError, match="conv models have no PyTorch reference to export to"):
         to_torch_state_dict(params)
+
+
+@pytest.mark.parametrize("kind", ["autoencoder", "classifier"])
+def test_an_exported_module_computes_what_the_aejax_model_computes(kind):
+    config = ModelConfig(hidden=32, latent=8, num_classes=5)
+    model = make_autoencoder(config, 784) if kind == "autoencoder" else make_classifier(config)
+    params = model.init(jax.random.key(3), jnp.zeros((1, 784)))["params"]
+    module = to_torch_module(params, kind)
+    assert not module.training and type(module).__name__ == kind.capitalize()
+    x = jax.random.uniform(jax.random.key(4), (6, 784), minval=-1.0, maxval=1.0)
+    with torch.no_grad():
+        exported = module(torch.from_numpy(np.asarray(x))).numpy()
+    np.testing.assert_allclose(exported, model.apply({"params": params}, x), atol=1e-5)
+
+
+def test_the_shipped_reference_modules_import_nothing_but_torch():
+    # The benchmarks' PyTorch processes load the file on its own, to stay free of JAX.
+    tree = ast.parse(Path(shipped.__file__).read_text())
+    body = tree.body
+    imported = {alias.name for node in body if isinstance(node, ast.Import) for alias in node.names}
+    imported |= {node.module for node in body if isinstance(node, ast.ImportFrom)}
+    assert imported == {"__future__", "torch"}

@@ -2,6 +2,7 @@
 the licence, the `aejax` command), and installed on its own it runs: `aejax --help`,
 `python -m aejax`."""
 
+import inspect
 import os
 import shutil
 import subprocess
@@ -77,3 +78,30 @@ def test_an_unknown_command_is_one_line_and_exit_2(installed):
         "error: no command 'train'; the commands are pretrain, finetune, pipeline, evaluate, "
         "study, find-data, inspect\n"
     )
+
+
+def unannotated(name: str, function) -> list[str]:
+    """`name(parameter)` for each parameter of `function` without a type, `name -> ?` when its
+    return has none."""
+    signature = inspect.signature(function)
+    missing = [
+        f"{name}({p.name})"
+        for p in signature.parameters.values()
+        if p.name not in ("self", "cls") and p.annotation is inspect.Parameter.empty
+    ]
+    if signature.return_annotation is inspect.Signature.empty:
+        missing.append(f"{name} -> ?")
+    return missing
+
+
+def test_the_public_api_is_typed_throughout():
+    missing = []
+    for name in aejax.__all__:
+        public = getattr(aejax, name)
+        if inspect.isclass(public) and not issubclass(public, BaseException):
+            for method, function in vars(public).items():
+                if inspect.isfunction(function) and not method.startswith("_"):
+                    missing += unannotated(f"{name}.{method}", function)
+        elif inspect.isfunction(public):
+            missing += unannotated(name, public)
+    assert not missing, ", ".join(missing)

@@ -114,7 +114,9 @@ class DeviceData:
     val: Split | None = None
 
 
-def to_device(data: Dataset, val: Split | None = None, sharding=None) -> DeviceData:
+def to_device(
+    data: Dataset, val: Split | None = None, sharding: jax.sharding.Sharding | None = None
+) -> DeviceData:
     """Put `data`'s splits (and a validation split) on the device, once per run.
 
     `sharding` places them elsewhere, e.g. replicated over a device mesh (`aejax.engine.parallel`).
@@ -123,7 +125,7 @@ def to_device(data: Dataset, val: Split | None = None, sharding=None) -> DeviceD
     return DeviceData(*(None if s is None else jax.device_put(s, sharding) for s in splits))
 
 
-def normalize(images):
+def normalize(images: jax.Array | np.ndarray) -> jax.Array:
     """uint8 [0, 255] -> float32 [-1, 1], i.e. ``(x / 255 - 0.5) / 0.5``."""
     return images.astype(jnp.float32) / 127.5 - 1.0
 

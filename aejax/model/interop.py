@@ -1,7 +1,7 @@
 """PyTorch ``state_dict`` <-> aejax params for the reference models (torch itself is optional).
 
-The reference PyTorch models (``benchmarks/torch_reference.py``, and the tutorial they follow) name
-their layers by position in ``nn.Sequential`` blocks; aejax names them by role:
+The reference PyTorch models (`aejax.model.torch_models`, as the tutorial defines them) name their
+layers by position in ``nn.Sequential`` blocks; aejax names them by role:
 
 ==========================  ==============================
 PyTorch key                 aejax params path
@@ -29,7 +29,7 @@ from __future__ import annotations
 import math
 from collections import OrderedDict
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jax
 import jax.numpy as jnp
@@ -38,6 +38,9 @@ import optax
 
 from aejax.errors import StateDictMismatchError, TorchMissingError, UserError
 from aejax.model import trees
+
+if TYPE_CHECKING:  # torch is optional: imported where it is used
+    import torch
 
 # aejax (module, layer) -> PyTorch module prefix, in the order PyTorch lists them.
 LAYERS = {
@@ -119,6 +122,22 @@ def to_torch_state_dict(params: Mapping[str, Any], model: str = "autoencoder") -
         state_dict[f"{prefix}.weight"] = torch.from_numpy(np.array(kernel.T, order="C"))
         state_dict[f"{prefix}.bias"] = torch.from_numpy(np.array(bias))
     return state_dict
+
+
+def to_torch_module(params: Mapping[str, Any], model: str = "autoencoder") -> torch.nn.Module:
+    """The reference PyTorch `model` ("autoencoder" or "classifier", `aejax.model.torch_models`)
+    holding aejax MLP `params`, its widths read from them, in eval mode."""
+    state = to_torch_state_dict(params, model)
+    from aejax.model import torch_models  # after the state dict: that says when torch is missing
+
+    input_dim, hidden = state["encoder.0.weight"].shape[::-1]
+    autoencoder = torch_models.Autoencoder(input_dim, hidden, state["encoder.2.weight"].shape[0])
+    module = autoencoder
+    if model == "classifier":
+        num_classes, latent = state["fc.weight"].shape
+        module = torch_models.Classifier(autoencoder.encoder, latent, num_classes)
+    module.load_state_dict(state)
+    return module.eval()
 
 
 def torch_adam(

@@ -46,7 +46,7 @@ class Encoder(nn.Module):
     with_hidden: bool = False  # also return the hidden activation (a VAE's variance head reads it)
 
     @nn.compact
-    def __call__(self, x):
+    def __call__(self, x: jax.Array) -> jax.Array:
         x = dense(self.hidden, x.shape[-1], self.init_style, self.dtype, "hidden")(x)
         h = nn.relu(x)
         z = dense(self.latent, self.hidden, self.init_style, self.dtype, "latent")(h)
@@ -67,7 +67,7 @@ class Decoder(nn.Module):
     logits: bool = False
 
     @nn.compact
-    def __call__(self, z):
+    def __call__(self, z: jax.Array) -> jax.Array:
         z = dense(self.hidden, z.shape[-1], self.init_style, self.dtype, "hidden")(z)
         z = nn.relu(z)
         out = dense(self.output, self.hidden, self.init_style, self.dtype, "output")(z)
@@ -84,7 +84,7 @@ class ConvEncoder(nn.Module):
     dtype: Dtype = jnp.float32
 
     @nn.compact
-    def __call__(self, x):
+    def __call__(self, x: jax.Array) -> jax.Array:
         side = image_side(x.shape[-1])
         h = x.reshape(-1, side, side, 1)
         for i, channels in enumerate((self.hidden // 8, self.hidden // 4)):
@@ -99,7 +99,7 @@ class ConvDecoder(Decoder):
     Decoder's settings, another body."""
 
     @nn.compact
-    def __call__(self, z):
+    def __call__(self, z: jax.Array) -> jax.Array:
         small, (wide, deep) = image_side(self.output) // 4, (self.hidden // 8, self.hidden // 4)
         h = dense(small * small * deep, z.shape[-1], self.init_style, self.dtype, "expand")(z)
         h = nn.relu(h).reshape(-1, small, small, deep)
@@ -141,7 +141,7 @@ class Autoencoder(nn.Module):
     variational: bool = False
     arch: str = "mlp"
 
-    def setup(self):
+    def setup(self) -> None:
         self.encoder = encoder_of(self, with_hidden=self.variational)
         if self.variational:
             self.log_variance = dense(self.latent, self.hidden, self.init_style, self.dtype)
@@ -154,20 +154,20 @@ class Autoencoder(nn.Module):
             logits=self.logits,
         )
 
-    def __call__(self, x):
+    def __call__(self, x: jax.Array) -> jax.Array:
         if self.variational:  # through the variance head too, so that init creates its params
             return self.decode(self.posterior(x)[0])
         return self.decode(self.encoder(x))
 
-    def encode(self, x):
+    def encode(self, x: jax.Array) -> jax.Array:
         """The code of `x` (a VAE's posterior mean)."""
         return self.encoder(x)[0] if self.variational else self.encoder(x)
 
-    def decode(self, z):
+    def decode(self, z: jax.Array) -> jax.Array:
         # Losses in float32 whatever the matmul dtype (a no-op for float32 models).
         return self.decoder(z).astype(jnp.float32)
 
-    def posterior(self, x):
+    def posterior(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
         """VAE only: mean and log-variance of the Gaussian code of `x`."""
         mean, hidden = self.encoder(x)
         return mean, self.log_variance(hidden).astype(jnp.float32)
@@ -183,11 +183,11 @@ class Classifier(nn.Module):
     dtype: Dtype = jnp.float32
     arch: str = "mlp"
 
-    def setup(self):
+    def setup(self) -> None:
         self.encoder = encoder_of(self)
         self.head = dense(self.num_classes, self.latent, self.init_style, self.dtype)
 
-    def __call__(self, x):
+    def __call__(self, x: jax.Array) -> jax.Array:
         # Softmax and cross-entropy in float32 whatever the matmul dtype (no-op for float32).
         return self.head(self.encoder(x)).astype(jnp.float32)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from aejax.contracts import Params
 from aejax.errors import EncoderMismatchError
 from aejax.model import trees
 from aejax.model.models import ENCODER
@@ -32,7 +33,7 @@ def check_encoder_fits(classifier_params, encoder_params) -> None:
         )
 
 
-def transplant_encoder(classifier_params: dict[str, Any], encoder_params) -> dict[str, Any]:
+def transplant_encoder(classifier_params: Params, encoder_params: Params) -> dict[str, Any]:
     """Classifier params with the encoder subtree replaced by `encoder_params` (head untouched)."""
     check_encoder_fits(classifier_params, encoder_params)
     return {**classifier_params, ENCODER: encoder_params}

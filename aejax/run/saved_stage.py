@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 
 from aejax.config import StageConfig
+from aejax.contracts import Params
 from aejax.errors import CheckpointError
 from aejax.model.models import ENCODER
 from aejax.model.tasks import stage_model
@@ -69,7 +70,7 @@ def _input_dim(checkpoints: Path, epoch: int, identity: dict[str, Any]) -> int:
     return checkpoint.saved_param_shapes(checkpoints, epoch)[ENCODER]["hidden"]["kernel"][0]
 
 
-def load_pretrained_encoder(pretrain_dir: str | Path, classifier_params) -> Any:
+def load_pretrained_encoder(pretrain_dir: str | Path, classifier_params: Params) -> Params:
     """The encoder of the newest pretrain checkpoint (Orbax partial restore), shape-checked."""
     checkpoints_dir = Path(pretrain_dir) / "checkpoints"
     epoch = checkpoint.latest_epoch(checkpoints_dir)
