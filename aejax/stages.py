@@ -32,7 +32,8 @@ from aejax.engine.parallel import data_mesh
 from aejax.engine.train import create_state
 from aejax.errors import UserError
 from aejax.figures import plots
-from aejax.model import generation, models, objectives, optim
+from aejax.given import Given, PerStage, for_stage
+from aejax.model import generation, objectives
 from aejax.model.models import warn_if_slow_dtype
 from aejax.model.optim import make_optimizer
 from aejax.model.tasks import FINETUNING, PRETRAINING, stage_model
@@ -41,7 +42,6 @@ from aejax.run.resume import StageStart
 from aejax.run.saved_stage import load_stage
 from aejax.run.stage_loop import StageResult, StageTask, train_stage
 from aejax.run.stage_run import Callback
-from aejax.run.workdir import MODEL, OBJECTIVE, OPTIMIZER
 from aejax.run.workdir_lock import workdir_lock
 
 __all__ = ["PipelineResult", "RunOptions", "StageResult", "finetune", "pretrain", "run_pipeline"]
@@ -124,23 +124,30 @@ def run_pipeline(
     data: Dataset | None = None,
     options: RunOptions | None = None,
     *,
+    model: PerStage[nn.Module] | None = None,
+    optimizer: optax.GradientTransformation | PerStage[optax.GradientTransformation] | None = None,
+    objective: PerStage[MetricsFn] | None = None,
     callbacks: Sequence[Callback] = (),
     **overrides: Any,
 ) -> PipelineResult:
     """Pretrain, transplant, fine-tune in this process, the data loaded once.
 
     Each stage resumes exactly as `pretrain` and `finetune` do when run one after the other;
-    ``overwrite`` discards both stages' earlier runs; `callbacks` see both stages' epochs. (Each
-    stage's own optimizer: call `pretrain` and `finetune`.)
+    ``overwrite`` discards both stages' earlier runs; `callbacks` see both stages' epochs.
+    `model` and `objective` are stage-specific: ``{"pretrain": ..., "finetune": ...}``, either
+    stage left out keeps its built-in one; `optimizer` is one transformation for both stages
+    (each with its own state) or such a mapping.
     """
     if pretrain_config.data != finetune_config.data:
         raise ValueError("both stages of a pipeline train on the same data config")
     options = RunOptions.resolve(options, overrides)
+    pieces = {"model": model, "optimizer": optimizer, "objective": objective}
+    shares = {stage: for_stage(stage, pieces) for stage in ("pretrain", "finetune")}
     data = data if data is not None else load_dataset(pretrain_config.data)
     # Held across both stages, so no other run can slip in between them.
     with workdir_lock(pretrain_config.workdir), workdir_lock(finetune_config.workdir):
-        first = pretrain(pretrain_config, data, options, callbacks=callbacks)
-        second = finetune(finetune_config, data, options, callbacks=callbacks)
+        first = pretrain(pretrain_config, data, options, callbacks=callbacks, **shares["pretrain"])
+        second = finetune(finetune_config, data, options, callbacks=callbacks, **shares["finetune"])
         return PipelineResult(first, second)
 
 
@@ -229,46 +236,6 @@ def _inputs(config, kind: type, data: Dataset | None, options: RunOptions | None
     if data.loaded_with is not None:
         config = config.replace(data=data.loaded_with)
     return config, options, mesh, data
-
-
-@dataclasses.dataclass(frozen=True)
-class Given:
-    """The pieces a caller gave a stage in place of those its config describes."""
-
-    model: nn.Module | None
-    optimizer: optax.GradientTransformation | None
-    objective: MetricsFn | None
-
-    @classmethod
-    def checked(cls, model, optimizer, objective, callbacks: Sequence[Callback], config) -> Given:
-        """The given pieces, once each (and every callback) is of a kind a stage can use."""
-        kinds = (
-            ("model", model, "a Flax Linen module", nn.Module),
-            ("optimizer", optimizer, "an optax transformation", optax.GradientTransformation),
-        )
-        wrong = [
-            f"{name} must be {kind}, got {type(value).__name__}"
-            for name, value, kind, cls_ in kinds
-            if value is not None and not isinstance(value, cls_)
-        ]
-        if objective is not None and not callable(objective):
-            wrong.append(f"objective must be a metrics function, got {type(objective).__name__}")
-        if isinstance(callbacks, str | bytes) or not all(map(callable, callbacks)):
-            wrong.append(f"callbacks must be a sequence of callables, got {callbacks!r}")
-        vae = getattr(getattr(config, "objective", None), "loss", None) == "vae"
-        if vae and model is not None and objective is None:
-            wrong.append("the vae objective trains the built-in VAE; give your model an objective")
-        if wrong:
-            raise UserError("; ".join(wrong))
-        return cls(model, optimizer, objective)
-
-    def components(self, model: nn.Module, state) -> dict[str, Any]:
-        """What config.json records of the model, optimizer and objective (`aejax.run.workdir`)."""
-        return {
-            MODEL: models.fingerprint(model, state.params, self.model is not None),
-            OPTIMIZER: optim.fingerprint(state.opt_state, self.optimizer is not None),
-            OBJECTIVE: objectives.fingerprint(self.objective, self.objective is not None),
-        }
 
 
 def _no_keys(config, last: dict[str, Any]) -> dict[str, Any]:

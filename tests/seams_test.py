@@ -10,6 +10,7 @@ import pytest
 
 import aejax
 from aejax import Dataset, TrainConfig, UserError
+from aejax.run.workdir import read_stage_config
 from support import REPO, tiny_config
 
 
@@ -105,3 +106,41 @@ def test_your_conv_model_and_objective_through_both_stages(tmp_path, small_fashi
     assert np.mean(ids == data.test_labels) == pytest.approx(judged["accuracy"], abs=1e-6)
     with pytest.raises(UserError, match=r"model.given True in the folder, False now"):
         aejax.pretrain(pre_config.replace(train=TrainConfig(epochs=2)), data, progress=False)
+
+
+def test_a_pipeline_takes_pieces_per_stage_and_one_optimizer_for_both(tmp_path, small_fashion):
+    data, example = _own_data(small_fashion), _guide_example()
+    autoencoder, classifier = example.ConvAutoencoder(), example.ConvClassifier()
+    l1 = example.l1_objective(autoencoder)
+    adamw = optax.adamw(1e-3, weight_decay=1e-4)
+    configs = [tiny_config(stage, tmp_path, epochs=1) for stage in ("pretrain", "finetune")]
+    run = aejax.run_pipeline(
+        *configs,
+        data,
+        model={"pretrain": autoencoder, "finetune": classifier},
+        optimizer=adamw,
+        objective={"pretrain": l1},
+        progress=False,
+    )
+    same = jax.tree.map(
+        np.array_equal, run.finetune.state.params["encoder"], run.pretrain.state.params["encoder"]
+    )
+    assert not all(jax.tree.leaves(same))  # the transplanted encoder trained on
+    pre, fine = (read_stage_config(tmp_path / stage)[1] for stage in ("pretrain", "finetune"))
+    assert pre["model"]["given"] and pre["objective"]["given"] and pre["optimizer"]["given"]
+    assert fine["model"]["given"] and fine["optimizer"]["given"] and not fine["objective"]["given"]
+    assert "ConvClassifier" in str(fine["model"]) and "test_accuracy" in run.finetune.metrics
+
+
+@pytest.mark.parametrize(
+    "pieces, message",
+    [
+        ({"model": "module"}, r"a pipeline's model differs by stage: give \{'pretrain'"),
+        ({"objective": {"pretrian": print}}, "objective names no stage pretrian: the stages are"),
+    ],
+)
+def test_a_pipeline_refuses_pieces_it_cannot_share_out(tmp_path, small_fashion, pieces, message):
+    configs = [tiny_config(stage, tmp_path) for stage in ("pretrain", "finetune")]
+    with pytest.raises(UserError, match=message):
+        aejax.run_pipeline(*configs, small_fashion, progress=False, **pieces)
+    assert not (tmp_path / "pretrain").exists()
