@@ -72,7 +72,7 @@ def stage_parser(
 
 
 def pretrain_parser() -> FlagParser:
-    parser = stage_parser(PretrainConfig, "Pretrain the fully-connected autoencoder.")
+    parser = stage_parser(PretrainConfig, "Pretrain the autoencoder (mlp or conv).")
     add_objective_flags(parser)
     return parser
 

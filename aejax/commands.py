@@ -159,6 +159,9 @@ def main(argv: list[str] | None = None, prog: str | None = None, clock: Clock | 
     if argv[0] in ("-h", "--help"):
         print(usage())
         return 0
+    if argv[0] == "--version":
+        print(f"aejax {aejax.__version__}")
+        return 0
     name, rest = argv[0], argv[1:]
     if name not in COMMANDS:
         print(
@@ -179,6 +182,7 @@ def usage() -> str:
     return "\n".join(
         [
             "usage: aejax COMMAND [flags]   (aejax COMMAND --help: its flags and defaults)",
+            "       aejax --version",
             "",
             "commands:",
             *lines,

@@ -67,6 +67,8 @@ def test_the_installed_command_lists_its_subcommands_and_their_defaults(installe
     assert flags.returncode == 0, flags.stderr
     assert flags.stdout.startswith("usage: aejax pretrain")
     assert "training epochs (default: 10)" in flags.stdout
+    version = _run(installed, sys.executable, "-m", "aejax", "--version")
+    assert version.returncode == 0 and version.stdout == f"aejax {aejax.__version__}\n"
     where = _run(installed, sys.executable, "-c", "import aejax; print(aejax.__file__)")
     assert where.stdout.strip().startswith(str(installed))
 
