@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -30,6 +31,7 @@ ARCHS = ("mlp", "conv")
 DTYPES = ("float32", "bfloat16")
 LOSSES = ("mse", "bce", "vae")
 MODES = ("full", "frozen", "discriminative")
+SEEDS = 2**32  # seeds are unsigned 32-bit: what a JAX PRNG key takes
 ENCODERS = ("pretrained", "scratch")
 
 
@@ -48,7 +50,9 @@ class ModelConfig:
 
     def __post_init__(self):
         require_integers(self, "hidden", "latent", "num_classes")
-        require(self.hidden > 0 and self.latent > 0, "layer widths must be positive", "hidden")
+        for name in ("hidden", "latent"):
+            width = getattr(self, name)
+            require(width > 0, f"{name} must be a positive width, got {width}", name)
         require(self.num_classes > 1, "num_classes must be at least 2", "num_classes")
         require_one_of(self.init, INITS, "init")
         require_one_of(self.dtype, DTYPES, "dtype")
@@ -111,7 +115,10 @@ class TrainConfig:
         require(self.epochs > 0, f"epochs must be positive, got {self.epochs}", "epochs")
         batch_ok = self.batch_size > 0
         require(batch_ok, f"batch size must be positive, got {self.batch_size}", "batch_size")
-        require(self.lr > 0, f"learning rate must be positive, got {self.lr}", "lr")
+        lr_ok = self.lr > 0 and math.isfinite(self.lr)
+        require(lr_ok, f"learning rate must be positive and finite, got {self.lr}", "lr")
+        seed_ok = 0 <= self.seed < SEEDS
+        require(seed_ok, f"seed must be in [0, {SEEDS - 1}], got {self.seed}", "seed")
         keep_ok = self.keep_checkpoints > 0
         require(keep_ok, "keep_checkpoints must be positive", "keep_checkpoints")
 
@@ -127,7 +134,9 @@ class ObjectiveConfig:
     def __post_init__(self):
         require_one_of(self.loss, LOSSES, "loss")
         parse_noise(self.noise)
-        require(self.beta >= 0, f"beta must be >= 0, got {self.beta}", "beta")
+        require_numbers(self, "beta")
+        beta_ok = self.beta >= 0 and math.isfinite(self.beta)
+        require(beta_ok, f"beta must be finite and >= 0, got {self.beta}", "beta")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -161,7 +170,10 @@ class TransferConfig:
     def __post_init__(self):
         require_one_of(self.encoder, ENCODERS, "encoder")
         require_one_of(self.mode, MODES, "mode")
-        require(self.encoder_lr_scale > 0, "encoder lr scale must be positive", "encoder_lr_scale")
+        require_numbers(self, "encoder_lr_scale")
+        scale_ok = self.encoder_lr_scale > 0 and math.isfinite(self.encoder_lr_scale)
+        message = f"encoder lr scale must be positive and finite, got {self.encoder_lr_scale}"
+        require(scale_ok, message, "encoder_lr_scale")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -4,6 +4,7 @@ mirrors (http(s) URLs). Each bad setting is one `UserError` naming it."""
 
 from __future__ import annotations
 
+import math
 from urllib.parse import urlsplit
 
 from aejax.errors import UserError
@@ -49,7 +50,8 @@ def parse_noise(spec: str) -> tuple[str, float]:
         value = float(amount)
     except ValueError:
         raise UserError(f"noise amount in {spec!r} is not a number", settings=("noise",)) from None
-    require(value > 0, f"noise amount must be positive, got {spec!r}", "noise")
+    positive = value > 0 and math.isfinite(value)
+    require(positive, f"noise amount must be positive and finite, got {spec!r}", "noise")
     require(kind != "mask" or value < 1, f"mask probability must be below 1, got {spec!r}", "noise")
     return kind, value
 
@@ -61,7 +63,8 @@ def parse_augment(spec: str) -> tuple[str, int]:
     if kind == "none" and not amount:
         return "none", 0
     usage = f"augment must be none, latent-mix:R, latent-noise:R or shift:P, got {spec!r}"
-    require(kind in AUGMENT_KINDS[1:] and amount.isdigit(), usage, "augment")
+    # Only ASCII digits: str.isdigit also takes "²", which int() refuses.
+    require(kind in AUGMENT_KINDS[1:] and amount.isascii() and amount.isdigit(), usage, "augment")
     return kind, int(amount)
 
 

@@ -1,3 +1,5 @@
+import gzip
+
 import jax
 import numpy as np
 import pytest
@@ -22,6 +24,34 @@ def test_read_idx_returns_exactly_what_was_written(tmp_path, gz):
 def test_wrong_magic_is_named(tmp_path):
     path = write_idx(tmp_path / "bad", np.zeros((2, 2, 2)), magic=0x12345678)
     with pytest.raises(DataError, match="magic number 0x12345678"):
+        read_idx(path)
+
+
+def test_an_inflating_archive_is_refused_at_the_size_its_header_declares(tmp_path):
+    # 60 MB of zeros behind a header that declares 4 images: 60 KB gzipped, never inflated whole.
+    header = (0x0803).to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in (4, 28, 28))
+    path = tmp_path / "bomb-idx3-ubyte.gz"
+    with gzip.open(path, "wb") as f:
+        f.write(header)
+        for _ in range(60):
+            f.write(bytes(2**20))
+    assert path.stat().st_size < 2**20
+    with pytest.raises(DataError, match=r"holds more than 3153 bytes but its header \(4, 28, 28\)"):
+        read_idx(path)
+
+
+@pytest.mark.parametrize(
+    "shape, message",
+    [
+        ((3, 28, 0), r"declares an empty array \(3, 28, 0\); it holds no examples"),
+        ((2**31, 28, 28), r"declares \(2147483648, 28, 28\), 1568.0 GiB, more than the 4 GiB"),
+    ],
+)
+def test_a_header_declaring_nothing_or_too_much_is_one_line(tmp_path, shape, message):
+    header = (0x0803).to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in shape)
+    path = tmp_path / "x-idx3-ubyte"
+    path.write_bytes(header + bytes(100))
+    with pytest.raises(DataError, match=message):
         read_idx(path)
 
 

@@ -56,11 +56,14 @@ CHECKSUMS = _sha256s(ARCHIVES)
 
 class Server:
     """A loopback HTTP server: `files` maps a path to the bytes served there; any other path is a
-    404. A path in `stall` sends its headers and half its body, then goes silent."""
+    404. A path in `stall` sends its headers and half its body, then goes silent; one in
+    `trickle` sends a byte every 20 ms; one in `loop` redirects to itself."""
 
     def __init__(self):
         self.files: dict[str, bytes] = {}
         self.stall: set[str] = set()
+        self.trickle: set[str] = set()
+        self.loop: set[str] = set()
         self.requests: list[str] = []
         self.release = threading.Event()  # ends every stall, so the server can stop
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -78,6 +81,11 @@ class Server:
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self):
                 server.requests.append(self.path)
+                if self.path in server.loop:
+                    self.send_response(302)
+                    self.send_header("Location", self.path)
+                    self.end_headers()
+                    return
                 body = server.files.get(self.path)
                 if body is None:
                     self.send_error(404)
@@ -89,6 +97,13 @@ class Server:
                     self.wfile.write(body[: len(body) // 2])
                     self.wfile.flush()
                     server.release.wait(30)
+                    return
+                if self.path in server.trickle:
+                    for byte in range(len(body)):
+                        if server.release.wait(0.02):
+                            return
+                        self.wfile.write(body[byte : byte + 1])
+                        self.wfile.flush()
                     return
                 self.wfile.write(body)
 
@@ -188,6 +203,23 @@ def test_all_mirrors_failing_is_one_line_naming_each(server, tmp_path):
     message = str(info.value)
     assert message.startswith("could not download t10k-labels-idx1-ubyte.gz: ")
     assert f"{missing}t10k-labels-idx1-ubyte.gz: HTTP 404" in message and "other/" in message
+    assert not (tmp_path / "raw").exists()
+
+
+def test_a_trickling_archive_ends_at_its_deadline_and_a_redirect_loop_in_one_line(
+    server, tmp_path, monkeypatch
+):
+    monkeypatch.setattr(download, "ARCHIVE_DEADLINE_S", 0.5)
+    slow, looping = server.serve("slow/", _archives()), server.url + "loop/"
+    server.trickle.update(f"/slow/{name}" for name in CHECKSUMS)
+    server.loop.update(f"/loop/{name}" for name in CHECKSUMS)
+    started = time.monotonic()
+    with pytest.raises(DataError) as info:
+        download.fetch_archives(tmp_path / "raw", [slow, looping], CHECKSUMS, timeout_s=2)
+    assert time.monotonic() - started < 5
+    message = str(info.value)
+    assert "\n" not in message and "not all of it within 0.5 s" in message
+    assert "HTTP 302 The HTTP server returned a redirect error that would lead to an" in message
     assert not (tmp_path / "raw").exists()
 
 

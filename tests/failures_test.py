@@ -103,6 +103,42 @@ def test_bad_flags_exit_2_and_keep_checkpoints(trained, extra, fragment, hint):
     assert snapshot(trained) == before
 
 
+COORDINATOR = ["--coordinator", "127.0.0.1:99999", "--num-processes", "1", "--process-id", "0"]
+
+
+@pytest.mark.parametrize(
+    "script, extra, flag, message",
+    [
+        ("pretrain", ["--seed", "4294967296"], "--seed", "seed must be in [0, 4294967295], got"),
+        ("pretrain", ["--latent", "0"], "--latent", "latent must be a positive width, got 0"),
+        ("pretrain", ["--lr", "inf"], "--lr", "learning rate must be positive and finite, got"),
+        ("pretrain", ["--noise", "gaussian:inf"], "--noise", "noise amount must be positive and"),
+        ("pretrain", ["--loss", "vae", "--beta", "inf"], "--beta", "beta must be finite and >= 0"),
+        ("finetune", ["--augment", "latent-mix:\u00b2"], "--augment", "augment must be none, lat"),
+        (
+            "finetune",
+            ["--augment", "shift:1000", "--encoder", "scratch"],
+            "--augment",
+            "shift:1000 moves 28-pixel images out of the frame",
+        ),
+        ("pretrain", COORDINATOR, "--coordinator", "coordinator must be HOST:PORT (a port in 1"),
+    ],
+)
+def test_out_of_range_values_are_one_line_naming_their_flag(tmp_path, script, extra, flag, message):
+    result = run_script_here(script, *REAL, *extra, "--workdir", str(tmp_path))
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith(f"error: {message}") and result.stderr.count("\n") == 1
+    assert result.stderr.endswith(f" (flags: {flag})\n")
+    assert not (tmp_path / script).exists()
+
+
+def test_auto_coordinator_outside_a_cluster_is_one_line(tmp_path):
+    result = run_script("pretrain", *REAL, "--coordinator", "auto", "--workdir", str(tmp_path))
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: cannot join the multi-process run (")
+    assert result.stderr.endswith("(flags: --coordinator)\n") and result.stderr.count("\n") == 1
+
+
 def test_unknown_dataset_is_one_line_naming_the_forms_it_may_take(tmp_path):
     result = run_script_here("pretrain", "--dataset", "cifar10", "--workdir", str(tmp_path))
     assert result.returncode == 2

@@ -47,6 +47,8 @@ MIRROR_ENV = "AEJAX_DATA_MIRROR"
 PROBE_TIMEOUT_S = 3.0  # a host that does not accept a connection by then counts as offline
 REQUEST_TIMEOUT_S = 10.0  # per connection attempt and per read, so a silent host costs seconds
 MAX_ARCHIVE_BYTES = 64 * 2**20  # the largest archive has 26 MB; a bound on what a wrong URL sends
+# All of one archive within this, however the bytes trickle in (26 MB at 100 kB/s takes 260 s).
+ARCHIVE_DEADLINE_S = 600.0
 STALE_TEMP_S = 120.0  # a temporary file untouched this long belongs to no live download
 _CHUNK_BYTES = 2**16
 _USER_AGENT = "aejax (urllib)"
@@ -202,10 +204,10 @@ def _download_verified(name: str, live: list[str], sha256: str, timeout_s: float
         try:
             body = _get(url, timeout_s)
         except urllib.error.HTTPError as err:
-            failures.append(f"{url}: HTTP {err.code} {err.reason}")
+            failures.append(f"{url}: HTTP {err.code} {_one_line(err.reason)}")
             continue
         except (OSError, http.client.HTTPException) as err:
-            failures.append(f"{url}: {_reason(err)}")
+            failures.append(f"{url}: {_one_line(_reason(err))}")
             live.remove(base)
             continue
         digest = hashlib.sha256(body).hexdigest()
@@ -216,6 +218,12 @@ def _download_verified(name: str, live: list[str], sha256: str, timeout_s: float
     raise DataError(f"could not download {name}: {why}", settings=("mirror",))
 
 
+def _one_line(text: object) -> str:
+    """`text` with its line breaks and runs of spaces as single spaces (a redirect loop's reason
+    spans three lines)."""
+    return " ".join(str(text).split())
+
+
 def _reason(err: Exception) -> str:
     """Why a request failed, in a few words (a timeout says "timed out")."""
     reason = getattr(err, "reason", None) or err
@@ -223,11 +231,16 @@ def _reason(err: Exception) -> str:
 
 
 def _get(url: str, timeout_s: float) -> bytes:
-    """The body at `url`, read up to `MAX_ARCHIVE_BYTES` + 1 bytes (more cannot verify)."""
+    """The body at `url`, read up to `MAX_ARCHIVE_BYTES` + 1 bytes (more cannot verify), all of
+    it within `ARCHIVE_DEADLINE_S` (`timeout_s` bounds each wait for the next bytes)."""
     request = urllib.request.Request(url, headers={"User-Agent": _USER_AGENT})
     chunks, size = [], 0
+    deadline = time.monotonic() + ARCHIVE_DEADLINE_S
     with urllib.request.urlopen(request, timeout=timeout_s) as response:
-        while size <= MAX_ARCHIVE_BYTES and (chunk := response.read(_CHUNK_BYTES)):
+        # read1: what has arrived, at most one wait, so that the deadline is looked at often
+        while size <= MAX_ARCHIVE_BYTES and (chunk := response.read1(_CHUNK_BYTES)):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"not all of it within {ARCHIVE_DEADLINE_S:g} s")
             chunks.append(chunk)
             size += len(chunk)
     return b"".join(chunks)

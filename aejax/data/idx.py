@@ -8,7 +8,9 @@ uint32 per dimension), then the raw uint8 data. torchvision keeps the same files
 from __future__ import annotations
 
 import gzip
+import math
 import os
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +20,9 @@ from aejax.errors import DataError
 
 IMAGES_MAGIC = 0x00000803
 LABELS_MAGIC = 0x00000801
+# The most an IDX file may declare: far above any image dataset in this format (MNIST's training
+# images are 47 MB), far below what would exhaust a machine's memory.
+MAX_IDX_BYTES = 4 * 2**30
 IDX_STEMS = {
     "train_images": "train-images-idx3-ubyte",
     "train_labels": "train-labels-idx1-ubyte",
@@ -31,32 +36,55 @@ DEFAULT_ROOT = Path("data")  # torchvision's tutorial root: downloads land in DE
 
 
 def read_idx(path: str | os.PathLike) -> np.ndarray:
-    """Read one IDX file (optionally gzipped) into a uint8 array shaped by its header."""
+    """Read one IDX file (optionally gzipped) into a uint8 array shaped by its header.
+
+    Reads no more than the header declares (and refuses a declaration over `MAX_IDX_BYTES`), so a
+    small archive that inflates without end is refused, not decompressed into memory."""
     path = Path(path)
     opener = gzip.open if path.suffix == ".gz" else open
     try:
         with opener(path, "rb") as f:
-            raw = f.read()
-    except (OSError, EOFError) as err:
+            shape = _idx_shape(path, f)
+            size = math.prod(shape)
+            raw = f.read(size + 1)  # one byte more than declared shows a file too long
+    except (OSError, EOFError, zlib.error) as err:
         raise DataError(f"cannot read IDX file {path}: {err}") from err
-    if len(raw) < 4:
-        raise DataError(f"{path} is too short to be an IDX file ({len(raw)} bytes)")
-    magic = int.from_bytes(raw[:4], "big")
+    if len(raw) != size:
+        header = 4 + 4 * len(shape)
+        raise DataError(
+            f"{path} holds {'more than ' if len(raw) > size else ''}{header + len(raw)} bytes but "
+            f"its header {shape} needs {header + size}; the file is truncated or corrupt, "
+            "download it again"
+        )
+    return np.frombuffer(raw, dtype=np.uint8).reshape(shape)
+
+
+def _idx_shape(path: Path, f) -> tuple[int, ...]:
+    """The array shape an open IDX file's header declares, checked."""
+    head = f.read(4)
+    if len(head) < 4:
+        raise DataError(f"{path} is too short to be an IDX file ({len(head)} bytes)")
+    magic = int.from_bytes(head, "big")
     if magic not in (IMAGES_MAGIC, LABELS_MAGIC):
         raise DataError(
             f"{path} has magic number 0x{magic:08x}, expected 0x{IMAGES_MAGIC:08x} (images) "
             f"or 0x{LABELS_MAGIC:08x} (labels); is it an IDX file?"
         )
     ndim = magic & 0xFF
-    header = 4 + 4 * ndim
-    shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
-    expected = header + int(np.prod(shape))
-    if len(raw) != expected:
+    dims = f.read(4 * ndim)
+    if len(dims) < 4 * ndim:
         raise DataError(
-            f"{path} holds {len(raw)} bytes but its header {shape} needs {expected}; "
-            "the file is truncated or corrupt, download it again"
+            f"{path} ends inside its header; the file is truncated or corrupt, download it again"
         )
-    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape)
+    shape = tuple(int.from_bytes(dims[4 * i : 4 * i + 4], "big") for i in range(ndim))
+    if 0 in shape:
+        raise DataError(f"{path} declares an empty array {shape}; it holds no examples")
+    if math.prod(shape) > MAX_IDX_BYTES:
+        raise DataError(
+            f"{path} declares {shape}, {math.prod(shape) / 2**30:.1f} GiB, more than the "
+            f"{MAX_IDX_BYTES / 2**30:.0f} GiB an IDX file may hold here"
+        )
+    return shape
 
 
 def find_idx_file(folder: Path, stem: str) -> Path | None:

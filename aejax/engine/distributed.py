@@ -47,9 +47,9 @@ class Cluster:
                 settings=("num_processes", "process_id"),
             )
         host, _, port = self.coordinator.rpartition(":")
-        if not host or not port.isdigit():
+        if not host or not (port.isascii() and port.isdigit() and 0 < int(port) < 2**16):
             raise UserError(
-                f"coordinator must be HOST:PORT, got {self.coordinator!r}",
+                f"coordinator must be HOST:PORT (a port in 1..65535), got {self.coordinator!r}",
                 settings=("coordinator",),
             )
         if not 0 <= self.process_id < self.num_processes:
@@ -70,12 +70,20 @@ def initialize(cluster: Cluster) -> None:
             "num_processes": cluster.num_processes,
             "process_id": cluster.process_id,
         }
-    jax.distributed.initialize(
-        **explicit,
-        initialization_timeout=INIT_TIMEOUT_S,
-        heartbeat_timeout_seconds=HEARTBEAT_TIMEOUT_S,
-        shutdown_timeout_seconds=SHUTDOWN_TIMEOUT_S,
-    )
+    try:
+        jax.distributed.initialize(
+            **explicit,
+            initialization_timeout=INIT_TIMEOUT_S,
+            heartbeat_timeout_seconds=HEARTBEAT_TIMEOUT_S,
+            shutdown_timeout_seconds=SHUTDOWN_TIMEOUT_S,
+        )
+    except ValueError as error:  # auto outside a cluster JAX recognises, among others
+        reason = str(error).strip().splitlines()[0].rstrip(".") if str(error).strip() else "?"
+        raise UserError(
+            f"cannot join the multi-process run ({reason}); give --coordinator HOST:PORT, "
+            "--num-processes and --process-id",
+            settings=("coordinator",),
+        ) from None
 
 
 def is_multiprocess() -> bool:

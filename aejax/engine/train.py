@@ -261,8 +261,8 @@ def run_epoch(compiled: CompiledStage, state, data: DeviceData, key, epoch: int)
     test = {k: float(v) for k, v in test_metrics.items()}
     if not all(math.isfinite(v) for v in [*train.values(), *test.values()]):
         raise TrainingDivergedError(
-            f"loss became NaN/Inf in epoch {epoch}; the last good checkpoint is kept, "
-            "try a smaller learning rate",
+            f"loss became NaN/Inf in epoch {epoch}; the last good checkpoint is kept; a smaller "
+            "learning rate, or a look at the data and the loss settings, may help",
             settings=("lr",),
         )
     record = EpochRecord(epoch, train, test, seconds, eval_seconds)

@@ -27,6 +27,7 @@ import jax.numpy as jnp
 from aejax.config import AugmentConfig
 from aejax.contracts import Augment
 from aejax.data.datasets import normalize
+from aejax.errors import UserError
 
 NOISE_SCALE = 0.5  # noise std per code dimension, as a fraction of the class's spread there
 LATENT_KINDS = ("latent-mix", "latent-noise")
@@ -132,6 +133,12 @@ def make_augment(config: AugmentConfig, model=None, side: int = 28) -> Augment |
         return None
     if kind in LATENT_KINDS and model is None:
         raise ValueError(f"{kind} needs the autoencoder that generates")
+    if kind == "shift" and amount >= side:
+        raise UserError(
+            f"shift:{amount} moves {side}-pixel images out of the frame; shift by fewer than "
+            f"{side} pixels",
+            settings=("augment",),
+        )
     codec = coder(model) if kind in LATENT_KINDS else None
 
     def augment(images, labels, weights, key, generator):

@@ -47,7 +47,9 @@ def prepare_stage_dir(config: StageConfig, state=None, identity: dict | None = N
             settings=("workdir",),
         ) from err
     if state is not None:
-        _require_free_space(stage_dir, state, config.train.keep_checkpoints)
+        # A run never holds more checkpoints than it has epochs, whatever it may keep.
+        kept = min(config.train.keep_checkpoints, config.train.epochs)
+        _require_free_space(stage_dir, state, kept)
     config_path = stage_dir / "config.json"
     if config_path.exists():
         saved, saved_identity = read_stage_config(stage_dir)
