@@ -194,3 +194,10 @@ def test_too_little_disk_space_fails_before_training(tmp_path, monkeypatch, smal
     with pytest.raises(UserError, match="MiB free on the disk"):
         pretrain(tiny_config("pretrain", tmp_path), small_fashion, progress=False)
     assert not (tmp_path / "pretrain" / "checkpoints").exists()
+
+
+def test_keeping_more_checkpoints_than_epochs_asks_room_for_the_epochs_only(tmp_path):
+    extra = ["--epochs", "1", "--keep-checkpoints", "1000000"]  # ~2 TB if each were written
+    result = run_script_here("pretrain", *REAL, *extra, "--workdir", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in (tmp_path / "pretrain/checkpoints").iterdir()) == ["1"]
