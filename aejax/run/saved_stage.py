@@ -43,7 +43,7 @@ def load_stage(stage_dir: str | Path, model: nn.Module | None = None) -> SavedSt
     the one it trained, where that was your own (the config describes the others)."""
     stage_dir = Path(stage_dir)
     config_path, checkpoints = stage_dir / "config.json", stage_dir / "checkpoints"
-    if not config_path.is_file():
+    if not config_path.exists():
         raise CheckpointError(f"{stage_dir} is not a stage folder (no config.json)")
     config, identity = read_stage_config(stage_dir)
     own = identity.get(MODEL, {})

@@ -15,7 +15,7 @@ import jax
 
 from aejax.config import StageConfig
 from aejax.engine import distributed
-from aejax.errors import UserError
+from aejax.errors import CheckpointError, UserError
 
 FREE_SPACE_MARGIN_BYTES = 16 * 2**20  # metrics, figures, Orbax metadata
 # Every stage's files; each kind of stage adds its figures (`aejax.model.tasks.Task.figure_files`).
@@ -73,9 +73,22 @@ def prepare_stage_dir(config: StageConfig, state=None, identity: dict | None = N
 def read_stage_config(stage_dir: Path) -> tuple[StageConfig, dict[str, Any]]:
     """A stage folder's config, and what its config.json records of the run's identity
     (`IDENTITY`; empty for a folder of an earlier version)."""
-    raw = json.loads((Path(stage_dir) / "config.json").read_text())
-    identity = raw.pop(IDENTITY, {})
-    return StageConfig.from_dict(raw), identity
+    path = Path(stage_dir) / "config.json"
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(raw, dict):
+            raise TypeError(f"it holds a JSON {type(raw).__name__}, not an object")
+        identity = raw.pop(IDENTITY, {})
+        if not isinstance(identity, dict):
+            raise TypeError(f"its {IDENTITY} is a {type(identity).__name__}, not an object")
+        return StageConfig.from_dict(raw), identity
+    except (OSError, ValueError, TypeError, KeyError, AttributeError, UserError) as err:
+        # Not UTF-8 and not JSON are ValueErrors; fields of the wrong type, TypeErrors.
+        reason = getattr(err, "strerror", None) or " ".join(str(err).split()) or type(err).__name__
+    raise CheckpointError(
+        f"{path} is not a stage config aejax can read ({reason}); restore it, or overwrite the run",
+        settings=("overwrite",),
+    )
 
 
 def _identity_key(name: str, record: dict[str, Any]) -> dict[str, Any]:
