@@ -68,3 +68,24 @@ def test_overwrite_starts_over_from_a_damaged_config_json(trained, tmp_path):
     result = run_script_here("pretrain", *REAL, *args)
     assert result.returncode == 0, result.stderr
     assert '"stage": "pretrain"' in (work / "pretrain" / "config.json").read_text()
+
+
+META_DAMAGE = {
+    "no history": (b"{}", "has no history in its metadata, not epochs 1 to 1"),
+    "a history of the wrong type": (b'{"history": 3}', "has no history in its metadata"),
+    "an empty history": (b'{"history": []}', "has a history of epochs [] in its metadata"),
+    "not json": (b"{not json", "cannot be restored ("),
+}
+
+
+@pytest.mark.parametrize("damage", list(META_DAMAGE))
+def test_damaged_checkpoint_metadata_is_one_line_not_a_wrong_epoch_count(trained, tmp_path, damage):
+    work = tmp_path / "copy"
+    shutil.copytree(trained, work)
+    content, message = META_DAMAGE[damage]
+    (work / "pretrain/checkpoints/1/meta/metadata").write_bytes(content)
+    result = run_script_here("pretrain", *REAL, "--epochs", "3", "--workdir", str(work))
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr and result.stderr.startswith("error: checkpoint ")
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert sorted(p.name for p in (work / "pretrain/checkpoints").iterdir()) == ["1"]

@@ -114,7 +114,23 @@ class StageCheckpoints:
                 f"({_first_line(err)}); remove it or use another workdir",
                 settings=("workdir",),
             ) from err
-        return restored[STATE_ITEM], restored[META_ITEM]
+        return restored[STATE_ITEM], checked_meta(restored[META_ITEM], epoch, self.directory)
+
+
+def checked_meta(meta: Any, epoch: int, directory: Path) -> dict[str, Any]:
+    """`meta` as saved after `epoch`: a history of one row per epoch, numbered 1..epoch. Anything
+    else would resume on a wrong count of epochs, so it is refused in one line."""
+    history = meta.get("history") if isinstance(meta, dict) else None
+    rows_ok = isinstance(history, list) and all(isinstance(row, dict) for row in history)
+    numbers = [row.get("epoch") for row in history] if rows_ok else None
+    if numbers != list(range(1, epoch + 1)):
+        found = "no history" if not rows_ok else f"a history of epochs {numbers}"
+        raise CheckpointError(
+            f"checkpoint {directory / str(epoch)} has {found} in its metadata, not epochs 1 to "
+            f"{epoch}; remove that checkpoint folder or use another workdir",
+            settings=("workdir",),
+        )
+    return meta
 
 
 def saved_param_shapes(directory: str | Path, epoch: int) -> dict[str, Any]:
