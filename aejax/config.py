@@ -19,6 +19,7 @@ from aejax.specs import (
     parse_augment,
     parse_dataset,
     parse_noise,
+    redact_urls,
     require,
     require_integers,
     require_numbers,
@@ -90,7 +91,8 @@ class DataConfig:
         message = "source download and no_download exclude each other"
         require(not forbidden, message, "source", "no_download")
         mirror_ok = self.mirror is None or is_http_url(self.mirror)
-        require(mirror_ok, f"mirror must be an http(s) URL, got {self.mirror!r}", "mirror")
+        shown = redact_urls(str(self.mirror))
+        require(mirror_ok, f"mirror must be an http(s) URL, got {shown!r}", "mirror")
 
     @property
     def name(self) -> str:
@@ -209,7 +211,10 @@ class StageConfig:
         return Path(self.workdir) / self.stage
 
     def to_dict(self) -> dict[str, Any]:
-        return {"stage": self.stage, **dataclasses.asdict(self)}
+        raw = {"stage": self.stage, **dataclasses.asdict(self)}
+        if self.data.mirror:  # what is recorded never holds a mirror's credentials
+            raw["data"]["mirror"] = redact_urls(self.data.mirror)
+        return raw
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)

@@ -5,6 +5,7 @@ mirrors (http(s) URLs). Each bad setting is one `UserError` naming it."""
 from __future__ import annotations
 
 import math
+import re
 from urllib.parse import urlsplit
 
 from aejax.errors import UserError
@@ -66,6 +67,15 @@ def parse_augment(spec: str) -> tuple[str, int]:
     # Only ASCII digits: str.isdigit also takes "²", which int() refuses.
     require(kind in AUGMENT_KINDS[1:] and amount.isascii() and amount.isdigit(), usage, "augment")
     return kind, int(amount)
+
+
+# The user:password@ (or token@) of a URL: credentials, never written or printed.
+_URL_CREDENTIALS = re.compile(r"(?<=://)[^/@\s]+@")
+
+
+def redact_urls(text: str) -> str:
+    """`text` with the credentials of every URL in it replaced by ``***``."""
+    return _URL_CREDENTIALS.sub("***@", text)
 
 
 def is_http_url(url: str) -> bool:

@@ -1,6 +1,7 @@
 """Downloading the IDX archives: from a loopback HTTP server serving small hand-made archives, into
 torchvision's layout, verified by sha256; refusals, fallbacks between mirrors and time bounds."""
 
+import base64
 import contextlib
 import gzip
 import hashlib
@@ -65,6 +66,7 @@ class Server:
         self.trickle: set[str] = set()
         self.loop: set[str] = set()
         self.requests: list[str] = []
+        self.authorizations: list[str | None] = []
         self.release = threading.Event()  # ends every stall, so the server can stop
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.httpd.daemon_threads = True
@@ -81,6 +83,7 @@ class Server:
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self):
                 server.requests.append(self.path)
+                server.authorizations.append(self.headers.get("Authorization"))
                 if self.path in server.loop:
                     self.send_response(302)
                     self.send_header("Location", self.path)
@@ -389,3 +392,15 @@ def test_the_run_command_downloads_mnist_from_a_mirror_and_trains(server, tmp_pa
     assert record["finetune"]["source"] == f"idx:{tmp_path / 'data' / 'MNIST' / 'raw'}"
     assert record["finetune"]["num_train"] == SIZES["train"] and record["finetune"]["epochs"] == 1
     assert _files(tmp_path / "data") == sorted(f"MNIST/raw/{n}" for n in download.ARCHIVES)
+
+
+def test_a_mirrors_credentials_authenticate_and_never_show(server, tmp_path):
+    served = server.serve("private/", _archives())
+    with_credentials = served.replace("http://", "http://reader:s3cret%40x@")
+    folder = download.fetch_archives(tmp_path / "raw", [with_credentials], CHECKSUMS)
+    assert sorted(p.name for p in folder.iterdir()) == sorted(CHECKSUMS)
+    assert set(server.authorizations) == {"Basic " + base64.b64encode(b"reader:s3cret@x").decode()}
+    with pytest.raises(DataError) as info:
+        download.fetch_archives(tmp_path / "other", [with_credentials + "gone/"], CHECKSUMS)
+    assert "HTTP 404" in str(info.value) and "http://***@127.0.0.1" in str(info.value)
+    assert "s3cret" not in str(info.value)

@@ -89,3 +89,27 @@ def test_damaged_checkpoint_metadata_is_one_line_not_a_wrong_epoch_count(trained
     assert message in result.stderr and result.stderr.startswith("error: checkpoint ")
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
     assert sorted(p.name for p in (work / "pretrain/checkpoints").iterdir()) == ["1"]
+
+
+def test_a_mirrors_credentials_are_never_written_or_printed(tmp_path):
+    mirror = "http://reader:s3cret-token@127.0.0.1:9/mnist/"
+    args = [*REAL, "--source", "idx", "--mirror", mirror, "--epochs", "1"]
+    result = run_script("pretrain", *args, "--workdir", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert "s3cret" not in result.stdout + result.stderr
+    written = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert any(p.name == ".lock" for p in written) and any("events" in p.name for p in written)
+    assert [p for p in written if b"s3cret" in p.read_bytes()] == []
+    config = (tmp_path / "pretrain/config.json").read_text()
+    assert '"mirror": "http://***@127.0.0.1:9/mnist/"' in config
+
+
+def test_a_run_resumes_on_the_same_data_read_from_another_place(trained, tmp_path):
+    work, moved = tmp_path / "copy", tmp_path / "moved"
+    shutil.copytree(trained, work)
+    shutil.copytree(SUBSET_DIR, moved)
+    args = ["--source", "idx", "--data-dir", str(moved), "--epochs", "2"]
+    result = run_script_here("pretrain", *REAL, *args, "--workdir", str(work))
+    assert result.returncode == 0, result.stderr
+    assert "resuming from" in result.stderr
+    assert sorted(p.name for p in (work / "pretrain/checkpoints").iterdir()) == ["1", "2"]

@@ -10,6 +10,7 @@ four are verified: a download that fails or is killed never leaves a file a late
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import http.client
 import importlib.util
@@ -22,10 +23,10 @@ import urllib.error
 import urllib.request
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from aejax.errors import DataError
-from aejax.specs import is_http_url
+from aejax.specs import is_http_url, redact_urls
 
 MIRRORS = {
     # tfds's URL first (Google's CVDF copy of LeCun's files), then torchvision's.
@@ -62,13 +63,14 @@ def mirror_urls(dataset: str, mirror: str | None = None) -> tuple[str, ...]:
         return MIRRORS[dataset]
     if not is_http_url(chosen):
         name = "mirror" if mirror else f"${MIRROR_ENV}"
-        raise DataError(f"{name} must be an http(s) URL, got {chosen!r}", settings=("mirror",))
+        shown = redact_urls(chosen)
+        raise DataError(f"{name} must be an http(s) URL, got {shown!r}", settings=("mirror",))
     return (chosen if chosen.endswith("/") else chosen + "/",)
 
 
 def hosts(base_urls: Sequence[str]) -> str:
     """The hosts of `base_urls`, for messages: ``"a.example, b.example"``."""
-    return ", ".join(urlsplit(url).netloc for url in base_urls)
+    return ", ".join(urlsplit(url).netloc.rpartition("@")[2] for url in base_urls)
 
 
 def _accepts_connection(url: str, timeout_s: float) -> bool:
@@ -214,7 +216,7 @@ def _download_verified(name: str, live: list[str], sha256: str, timeout_s: float
         if digest == sha256:
             return body
         failures.append(f"{url} has sha256 {digest}, not the registered {sha256}")
-    why = "; ".join(failures) or "no mirror answers any more"
+    why = redact_urls("; ".join(failures)) or "no mirror answers any more"
     raise DataError(f"could not download {name}: {why}", settings=("mirror",))
 
 
@@ -233,7 +235,7 @@ def _reason(err: Exception) -> str:
 def _get(url: str, timeout_s: float) -> bytes:
     """The body at `url`, read up to `MAX_ARCHIVE_BYTES` + 1 bytes (more cannot verify), all of
     it within `ARCHIVE_DEADLINE_S` (`timeout_s` bounds each wait for the next bytes)."""
-    request = urllib.request.Request(url, headers={"User-Agent": _USER_AGENT})
+    request = _request(url)
     chunks, size = [], 0
     deadline = time.monotonic() + ARCHIVE_DEADLINE_S
     with urllib.request.urlopen(request, timeout=timeout_s) as response:
@@ -244,6 +246,23 @@ def _get(url: str, timeout_s: float) -> bytes:
             chunks.append(chunk)
             size += len(chunk)
     return b"".join(chunks)
+
+
+def _request(url: str) -> urllib.request.Request:
+    """The request for `url`, its ``user:password@`` (which urllib would take for part of the
+    host name) sent as HTTP basic authentication, to that host only (not after a redirect)."""
+    parts = urlsplit(url)
+    if parts.username is None:
+        return urllib.request.Request(url, headers={"User-Agent": _USER_AGENT})
+    host = parts.netloc.rpartition("@")[2]
+    request = urllib.request.Request(
+        parts._replace(netloc=host).geturl(), headers={"User-Agent": _USER_AGENT}
+    )
+    pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
+    request.add_unredirected_header(
+        "Authorization", f"Basic {base64.b64encode(pair.encode()).decode()}"
+    )
+    return request
 
 
 def _temp_name(name: str) -> str:

@@ -26,6 +26,7 @@ STAGE_OUTPUTS = ("config.json", "metrics.json", "metrics.jsonl", "curves.png")
 IDENTITY = "identity"
 TRAINED_ON, MODEL, OPTIMIZER, OBJECTIVE = "trained_on", "model", "optimizer", "objective"
 STAGE_FOLDERS = ("checkpoints", "tensorboard")
+DATA_LOCATION = ("source", "data_dir", "mirror", "no_download")  # where, not what
 
 
 def prepare_stage_dir(config: StageConfig, state=None, identity: dict | None = None) -> Path:
@@ -128,6 +129,9 @@ def resume_key(config: StageConfig) -> dict[str, Any]:
         k: v for k, v in raw["train"].items() if k not in ("epochs", "keep_checkpoints")
     }
     raw.pop("workdir")
+    # Where the data was read from may change (a moved folder, another source or mirror): what
+    # it is, its content digest, is the run's identity (`TRAINED_ON`).
+    raw["data"] = {k: v for k, v in raw["data"].items() if k not in DATA_LOCATION}
     return raw
 
 

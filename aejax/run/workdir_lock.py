@@ -29,6 +29,7 @@ from typing import Any, TypeVar
 
 from aejax.engine import distributed
 from aejax.errors import UserError, WorkdirBusyError
+from aejax.specs import redact_urls
 
 LOCK_NAME = ".lock"
 _HOLDER_BYTES = 64 * 1024  # far more than one holder record; a bound on what a refusal reads
@@ -142,7 +143,7 @@ def _holder_record() -> dict[str, Any]:
         "pid": os.getpid(),
         "host": socket.gethostname(),
         "started": datetime.now().astimezone().isoformat(timespec="seconds"),
-        "command": shlex.join(sys.argv),
+        "command": redact_urls(shlex.join(sys.argv)),
     }
 
 
