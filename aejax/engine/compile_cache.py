@@ -47,7 +47,7 @@ import jaxlib
 import numpy as np
 from jax.experimental import serialize_executable
 
-from aejax.files import user_cache_dir, write_whole
+from aejax.files import private_folder, probe_writable, user_cache_dir, write_whole
 
 BACKEND_COMPILE = "/jax/core/compile/backend_compile_duration"
 CACHE_HIT = "/jax/compilation_cache/cache_hits"
@@ -67,13 +67,14 @@ def enable(directory: str | os.PathLike | None = None) -> Path | None:
     None (after one warning line) if it is unusable."""
     path = Path(directory or default_dir()).expanduser()
     try:
-        path.mkdir(parents=True, exist_ok=True)
-        probe = path / f".write-test-{os.getpid()}"
-        probe.write_bytes(b"ok")
-        probe.unlink()
+        distrust = private_folder(path) or private_folder(path / "executables")
+        probe_writable(path)
     except OSError as err:
+        distrust = err.strerror or type(err).__name__
+    if distrust:
+        # Its entries are programs this process would run: only this user's folder will do.
         print(
-            f"warning: compile cache {path} is not usable ({err.strerror}); compiling without it",
+            f"warning: compile cache {path} is not usable ({distrust}); compiling without it",
             file=sys.stderr,
         )
         return None
@@ -195,12 +196,14 @@ def _load(path: Path, traced, device):
         compiled = serialize_executable.deserialize_and_load(
             blob, in_tree, out_tree, device.client, execution_devices=[device]
         )
-    except Exception as err:  # noqa: BLE001 - any damage: compile afresh, and say so
+    except Exception as err:  # noqa: BLE001 - any damage: compile afresh, and say so once
         name = type(err).__name__
         print(
             f"warning: kept program {path} is unreadable ({name}); compiling it afresh",
             file=sys.stderr,
         )
+        with contextlib.suppress(OSError):
+            path.unlink()  # replaced, or gone: either way not warned about again
         return None
     jax.monitoring.record_event_duration_secs(LOADED, time.perf_counter() - started)
     return compiled

@@ -16,6 +16,7 @@ import jax
 from aejax.config import StageConfig
 from aejax.engine import distributed
 from aejax.errors import CheckpointError, UserError
+from aejax.files import probe_writable
 
 FREE_SPACE_MARGIN_BYTES = 16 * 2**20  # metrics, figures, Orbax metadata
 # Every stage's files; each kind of stage adds its figures (`aejax.model.tasks.Task.figure_files`).
@@ -39,9 +40,7 @@ def prepare_stage_dir(config: StageConfig, state=None, identity: dict | None = N
     try:
         stage_dir.mkdir(parents=True, exist_ok=True)
         if distributed.is_primary():  # the one process that writes here
-            probe = stage_dir / ".write-test"
-            probe.write_text("ok")
-            probe.unlink()
+            probe_writable(stage_dir)
     except OSError as err:
         raise UserError(
             f"cannot write to {stage_dir}: {err.strerror}; choose another workdir",

@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import fcntl
 import functools
 import json
 import os
 import shlex
 import socket
+import stat
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -86,7 +88,9 @@ def holding_workdir_lock(function: _Function) -> _Function:
 
 def _acquire(workdir: Path) -> Path:
     """Lock `workdir` (created if missing) or join this process's hold; the lock file's path."""
-    path = (workdir / LOCK_NAME).resolve()
+    # The folder resolved (one lock however it is spelled), the lock file itself never: a
+    # symlink planted there is refused when it is opened.
+    path = workdir.resolve() / LOCK_NAME
     with _holds_guard:
         if path in _holds:
             _holds[path].depth += 1
@@ -99,8 +103,19 @@ def _lock_file(workdir: Path, path: Path) -> int:
     """Open and lock `path` without waiting, then record this process in it; the open fd."""
     try:
         workdir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        # Never through a symlink: one planted at WORKDIR/.lock would have this run truncate
+        # and write whatever file it points at.
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise IsADirectoryError(errno.EISDIR, "its lock is not a regular file")
     except OSError as err:
+        if path.is_symlink():
+            raise UserError(
+                f"{path} is a symbolic link; aejax writes its lock only into a file of its own "
+                "(remove the link, or choose another workdir)",
+                settings=("workdir",),
+            ) from None
         raise _unwritable(workdir, err) from err
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -1,0 +1,83 @@
+"""What aejax trusts on disk: a cache folder runs as code, so only this user's own is used; an IDX
+copy is used only while it holds what was recorded; a symlink never redirects a write."""
+
+import os
+
+import numpy as np
+import pytest
+
+from aejax.data import idx_cache
+from aejax.data.idx import read_idx
+from aejax.engine import compile_cache
+from support import SUBSET_DIR, run_script_here, write_idx
+
+TINY = ["--hidden", "32", "--latent", "16", "--train-limit", "1000", "--test-limit", "200"]
+REAL = ["--dataset", "fashion_mnist", "--data-dir", str(SUBSET_DIR), *TINY, "--no-progress"]
+ROOT = os.geteuid() == 0
+
+
+@pytest.fixture
+def restore_compile_cache():
+    """`enable` sets process-wide JAX options: put them back for the tests that follow."""
+    import jax
+
+    saved = jax.config.jax_compilation_cache_dir, compile_cache._kept_dir
+    yield
+    jax.config.update("jax_compilation_cache_dir", saved[0])
+    compile_cache.keep_programs(saved[1])
+
+
+def test_a_compile_cache_others_may_write_into_is_not_used(tmp_path, capsys, restore_compile_cache):
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    assert compile_cache.enable(shared) is None
+    err = capsys.readouterr().err
+    assert err.startswith(f"warning: compile cache {shared} is not usable (others may write")
+    assert err.count("\n") == 1
+    own = tmp_path / "own"
+    assert compile_cache.enable(own) == own
+    assert own.stat().st_mode & 0o777 == 0o700 and not list(own.iterdir())[1:]
+
+
+@pytest.mark.skipif(not ROOT, reason="giving a folder to another user needs root")
+def test_a_compile_cache_of_another_user_is_not_used(tmp_path, capsys, restore_compile_cache):
+    foreign = tmp_path / "foreign"
+    foreign.mkdir(mode=0o700)
+    os.chown(foreign, 65534, 65534)
+    assert compile_cache.enable(foreign) is None
+    assert "belongs to user id 65534, not to this user (0)" in capsys.readouterr().err
+
+
+@pytest.fixture
+def cache_home(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    return tmp_path / "cache" / "aejax" / "idx"
+
+
+def test_a_changed_idx_copy_is_not_used(tmp_path, cache_home):
+    labels = np.arange(60, dtype=np.uint8) % 10
+    path = write_idx(tmp_path / "t-idx1-ubyte", labels, gz=True)
+    idx_cache.cached(path, read_idx)
+    np.save(idx_cache.copy_path(path), np.full(60, 3, np.uint8))  # a valid copy, other labels
+    np.testing.assert_array_equal(idx_cache.cached(path, read_idx), labels)
+    np.testing.assert_array_equal(np.load(idx_cache.copy_path(path)), labels)  # made anew
+
+
+def test_an_idx_cache_others_may_write_into_is_not_used(tmp_path, cache_home):
+    cache_home.mkdir(parents=True)
+    cache_home.chmod(0o777)
+    path = write_idx(tmp_path / "t-idx1-ubyte", np.arange(5, dtype=np.uint8), gz=True)
+    np.testing.assert_array_equal(idx_cache.cached(path, read_idx), np.arange(5))
+    assert list(cache_home.iterdir()) == []
+
+
+def test_a_symlinked_lock_is_refused_and_its_target_untouched(tmp_path):
+    victim, work = tmp_path / "victim.txt", tmp_path / "work"
+    victim.write_text("precious")
+    work.mkdir()
+    (work / ".lock").symlink_to(victim)
+    result = run_script_here("pretrain", *REAL, "--epochs", "1", "--workdir", str(work))
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"error: {work / '.lock'} is a symbolic link")
+    assert result.stderr.count("\n") == 1 and victim.read_text() == "precious"
