@@ -24,6 +24,7 @@ from aejax.specs import (
     require_integers,
     require_numbers,
     require_one_of,
+    require_positive,
 )
 
 SOURCES = ("auto", "idx", "tfds", "download")
@@ -51,9 +52,7 @@ class ModelConfig:
 
     def __post_init__(self):
         require_integers(self, "hidden", "latent", "num_classes")
-        for name in ("hidden", "latent"):
-            width = getattr(self, name)
-            require(width > 0, f"{name} must be a positive width, got {width}", name)
+        require_positive(self, "hidden", "latent")
         require(self.num_classes > 1, "num_classes must be at least 2", "num_classes")
         require_one_of(self.init, INITS, "init")
         require_one_of(self.dtype, DTYPES, "dtype")
@@ -113,16 +112,9 @@ class TrainConfig:
 
     def __post_init__(self):
         require_integers(self, "epochs", "batch_size", "seed", "keep_checkpoints")
-        require_numbers(self, "lr")
-        require(self.epochs > 0, f"epochs must be positive, got {self.epochs}", "epochs")
-        batch_ok = self.batch_size > 0
-        require(batch_ok, f"batch size must be positive, got {self.batch_size}", "batch_size")
-        lr_ok = self.lr > 0 and math.isfinite(self.lr)
-        require(lr_ok, f"learning rate must be positive and finite, got {self.lr}", "lr")
-        seed_ok = 0 <= self.seed < SEEDS
-        require(seed_ok, f"seed must be in [0, {SEEDS - 1}], got {self.seed}", "seed")
-        keep_ok = self.keep_checkpoints > 0
-        require(keep_ok, "keep_checkpoints must be positive", "keep_checkpoints")
+        labels = {"batch_size": "batch size", "lr": "learning rate"}
+        require_positive(self, "epochs", "batch_size", "lr", "keep_checkpoints", labels=labels)
+        require(0 <= self.seed < SEEDS, f"seed {self.seed} is not in [0, {SEEDS - 1}]", "seed")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -137,8 +129,7 @@ class ObjectiveConfig:
         require_one_of(self.loss, LOSSES, "loss")
         parse_noise(self.noise)
         require_numbers(self, "beta")
-        beta_ok = self.beta >= 0 and math.isfinite(self.beta)
-        require(beta_ok, f"beta must be finite and >= 0, got {self.beta}", "beta")
+        require(0 <= self.beta < math.inf, f"beta must be finite and >= 0, got {self.beta}", "beta")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -172,10 +163,7 @@ class TransferConfig:
     def __post_init__(self):
         require_one_of(self.encoder, ENCODERS, "encoder")
         require_one_of(self.mode, MODES, "mode")
-        require_numbers(self, "encoder_lr_scale")
-        scale_ok = self.encoder_lr_scale > 0 and math.isfinite(self.encoder_lr_scale)
-        message = f"encoder lr scale must be positive and finite, got {self.encoder_lr_scale}"
-        require(scale_ok, message, "encoder_lr_scale")
+        require_positive(self, "encoder_lr_scale", labels={"encoder_lr_scale": "encoder lr scale"})
 
 
 @dataclasses.dataclass(frozen=True)

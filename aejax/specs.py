@@ -36,6 +36,17 @@ def require_numbers(config, *names: str) -> None:
         require(ok, f"{name} must be a number, got {value!r}", name)
 
 
+def require_positive(config, *names: str, labels: dict[str, str] | None = None) -> None:
+    """Each named field holds a number above zero, and a finite one (`labels`: names for the
+    messages, e.g. "learning rate")."""
+    require_numbers(config, *names)
+    for name in names:
+        value, label = getattr(config, name), (labels or {}).get(name, name)
+        finite = math.isfinite(value)
+        message = f"{label} must be positive{'' if finite else ' and finite'}, got {value}"
+        require(value > 0 and finite, message, name)
+
+
 def require_one_of(value: str, choices: tuple[str, ...], name: str) -> None:
     require(value in choices, f"{name} must be one of {', '.join(choices)}, got {value!r}", name)
 

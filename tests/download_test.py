@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from aejax.config import DataConfig
-from aejax.data import download
+from aejax.data import download, http_get
 from aejax.data.datasets import load_dataset, load_tfds
 from aejax.errors import DataError, UserError
 from support import REPO, run_script_here
@@ -212,7 +212,7 @@ def test_all_mirrors_failing_is_one_line_naming_each(server, tmp_path):
 def test_a_trickling_archive_ends_at_its_deadline_and_a_redirect_loop_in_one_line(
     server, tmp_path, monkeypatch
 ):
-    monkeypatch.setattr(download, "ARCHIVE_DEADLINE_S", 0.5)
+    monkeypatch.setattr(http_get, "ARCHIVE_DEADLINE_S", 0.5)
     slow, looping = server.serve("slow/", _archives()), server.url + "loop/"
     server.trickle.update(f"/slow/{name}" for name in CHECKSUMS)
     server.loop.update(f"/loop/{name}" for name in CHECKSUMS)

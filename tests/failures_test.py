@@ -109,8 +109,8 @@ COORDINATOR = ["--coordinator", "127.0.0.1:99999", "--num-processes", "1", "--pr
 @pytest.mark.parametrize(
     "script, extra, flag, message",
     [
-        ("pretrain", ["--seed", "4294967296"], "--seed", "seed must be in [0, 4294967295], got"),
-        ("pretrain", ["--latent", "0"], "--latent", "latent must be a positive width, got 0"),
+        ("pretrain", ["--seed", "4294967296"], "--seed", "seed 4294967296 is not in [0, 42949"),
+        ("pretrain", ["--latent", "0"], "--latent", "latent must be positive, got 0"),
         ("pretrain", ["--lr", "inf"], "--lr", "learning rate must be positive and finite, got"),
         ("pretrain", ["--noise", "gaussian:inf"], "--noise", "noise amount must be positive and"),
         ("pretrain", ["--loss", "vae", "--beta", "inf"], "--beta", "beta must be finite and >= 0"),

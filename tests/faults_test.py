@@ -3,8 +3,11 @@ it, and leaves the run's checkpoints as they were."""
 
 import shutil
 
+import jax
+import numpy as np
 import pytest
 
+from aejax import load_stage
 from support import SUBSET_DIR, run_script, run_script_here, snapshot
 
 TINY = ["--hidden", "32", "--latent", "16", "--train-limit", "1000", "--test-limit", "200"]
@@ -113,3 +116,50 @@ def test_a_run_resumes_on_the_same_data_read_from_another_place(trained, tmp_pat
     assert result.returncode == 0, result.stderr
     assert "resuming from" in result.stderr
     assert sorted(p.name for p in (work / "pretrain/checkpoints").iterdir()) == ["1", "2"]
+
+
+def _replace_state(checkpoint_dir, other_checkpoint_dir):
+    """The saved arrays of `checkpoint_dir` changed on disk (for those of another checkpoint of
+    the same shapes: files Orbax reads without complaint), its metadata left as it was."""
+    shutil.rmtree(checkpoint_dir / "state")
+    shutil.copytree(other_checkpoint_dir / "state", checkpoint_dir / "state")
+
+
+def test_a_changed_checkpoint_is_set_aside_and_the_resume_is_bit_identical(tmp_path):
+    damaged, whole = tmp_path / "damaged", tmp_path / "whole"
+    run = [*REAL, "--no-tensorboard"]
+    assert (
+        run_script_here("pretrain", *run, "--epochs", "2", "--workdir", str(damaged)).returncode
+        == 0
+    )
+    checkpoints = damaged / "pretrain/checkpoints"
+    _replace_state(checkpoints / "2", checkpoints / "1")
+    result = run_script_here("pretrain", *run, "--epochs", "3", "--workdir", str(damaged))
+    assert result.returncode == 0, result.stderr
+    warning, resuming = result.stderr.splitlines()
+    assert warning.startswith("warning: checkpoint ") and "does not hold what was saved" in warning
+    assert warning.endswith("set aside as " + str(damaged / "pretrain/checkpoints/2.damaged"))
+    assert resuming.startswith("resuming from ") and "(epoch 1 done)" in resuming
+    assert (
+        run_script_here("pretrain", *run, "--epochs", "3", "--workdir", str(whole)).returncode == 0
+    )
+    ours, theirs = (load_stage(w / "pretrain").params for w in (damaged, whole))
+    assert all(jax.tree.leaves(jax.tree.map(np.array_equal, ours, theirs)))
+
+
+def test_a_changed_only_checkpoint_is_one_line_from_a_resume_and_from_evaluate(trained, tmp_path):
+    work, other = tmp_path / "copy", tmp_path / "other"
+    shutil.copytree(trained, work)
+    seed = ["--seed", "1", "--epochs", "1", "--no-tensorboard", "--workdir", str(other)]
+    assert run_script_here("pretrain", *REAL, *seed).returncode == 0
+    _replace_state(work / "pretrain/checkpoints/1", other / "pretrain/checkpoints/1")
+    evaluated = run_script_here("evaluate", str(work / "pretrain"))
+    assert evaluated.returncode == 2 and evaluated.stderr.count("\n") == 1, evaluated.stderr
+    assert "does not hold what was saved (its params digest differs" in evaluated.stderr
+    events = snapshot(work / "pretrain/tensorboard")
+    resumed = run_script_here("pretrain", *REAL, "--epochs", "2", "--workdir", str(work))
+    assert resumed.returncode == 2, resumed.stderr
+    assert snapshot(work / "pretrain/tensorboard") == events  # no events file of a failed start
+    assert resumed.stderr.splitlines()[-1].startswith("error: no checkpoint in ")
+    assert "holds what was saved" in resumed.stderr and "Traceback" not in resumed.stderr
+    assert (work / "pretrain/checkpoints/1.damaged").is_dir()  # set aside, never deleted

@@ -10,7 +10,6 @@ four are verified: a download that fails or is killed never leaves a file a late
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import http.client
 import importlib.util
@@ -20,12 +19,13 @@ import socket
 import threading
 import time
 import urllib.error
-import urllib.request
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
+from aejax.data import http_get
 from aejax.errors import DataError
+from aejax.files import NEW_FILE_FLAGS
 from aejax.specs import is_http_url, redact_urls
 
 MIRRORS = {
@@ -47,12 +47,7 @@ ARCHIVES = (
 MIRROR_ENV = "AEJAX_DATA_MIRROR"
 PROBE_TIMEOUT_S = 3.0  # a host that does not accept a connection by then counts as offline
 REQUEST_TIMEOUT_S = 10.0  # per connection attempt and per read, so a silent host costs seconds
-MAX_ARCHIVE_BYTES = 64 * 2**20  # the largest archive has 26 MB; a bound on what a wrong URL sends
-# All of one archive within this, however the bytes trickle in (26 MB at 100 kB/s takes 260 s).
-ARCHIVE_DEADLINE_S = 600.0
 STALE_TEMP_S = 120.0  # a temporary file untouched this long belongs to no live download
-_CHUNK_BYTES = 2**16
-_USER_AGENT = "aejax (urllib)"
 
 
 def mirror_urls(dataset: str, mirror: str | None = None) -> tuple[str, ...]:
@@ -204,12 +199,12 @@ def _download_verified(name: str, live: list[str], sha256: str, timeout_s: float
     for base in list(live):
         url = base + name
         try:
-            body = _get(url, timeout_s)
+            body = http_get.get(url, timeout_s)
         except urllib.error.HTTPError as err:
-            failures.append(f"{url}: HTTP {err.code} {_one_line(err.reason)}")
+            failures.append(f"{url}: HTTP {err.code} {http_get.one_line(err.reason)}")
             continue
         except (OSError, http.client.HTTPException) as err:
-            failures.append(f"{url}: {_one_line(_reason(err))}")
+            failures.append(f"{url}: {http_get.one_line(http_get.reason(err))}")
             live.remove(base)
             continue
         digest = hashlib.sha256(body).hexdigest()
@@ -218,51 +213,6 @@ def _download_verified(name: str, live: list[str], sha256: str, timeout_s: float
         failures.append(f"{url} has sha256 {digest}, not the registered {sha256}")
     why = redact_urls("; ".join(failures)) or "no mirror answers any more"
     raise DataError(f"could not download {name}: {why}", settings=("mirror",))
-
-
-def _one_line(text: object) -> str:
-    """`text` with its line breaks and runs of spaces as single spaces (a redirect loop's reason
-    spans three lines)."""
-    return " ".join(str(text).split())
-
-
-def _reason(err: Exception) -> str:
-    """Why a request failed, in a few words (a timeout says "timed out")."""
-    reason = getattr(err, "reason", None) or err
-    return str(reason) or type(reason).__name__
-
-
-def _get(url: str, timeout_s: float) -> bytes:
-    """The body at `url`, read up to `MAX_ARCHIVE_BYTES` + 1 bytes (more cannot verify), all of
-    it within `ARCHIVE_DEADLINE_S` (`timeout_s` bounds each wait for the next bytes)."""
-    request = _request(url)
-    chunks, size = [], 0
-    deadline = time.monotonic() + ARCHIVE_DEADLINE_S
-    with urllib.request.urlopen(request, timeout=timeout_s) as response:
-        # read1: what has arrived, at most one wait, so that the deadline is looked at often
-        while size <= MAX_ARCHIVE_BYTES and (chunk := response.read1(_CHUNK_BYTES)):
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"not all of it within {ARCHIVE_DEADLINE_S:g} s")
-            chunks.append(chunk)
-            size += len(chunk)
-    return b"".join(chunks)
-
-
-def _request(url: str) -> urllib.request.Request:
-    """The request for `url`, its ``user:password@`` (which urllib would take for part of the
-    host name) sent as HTTP basic authentication, to that host only (not after a redirect)."""
-    parts = urlsplit(url)
-    if parts.username is None:
-        return urllib.request.Request(url, headers={"User-Agent": _USER_AGENT})
-    host = parts.netloc.rpartition("@")[2]
-    request = urllib.request.Request(
-        parts._replace(netloc=host).geturl(), headers={"User-Agent": _USER_AGENT}
-    )
-    pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
-    request.add_unredirected_header(
-        "Authorization", f"Basic {base64.b64encode(pair.encode()).decode()}"
-    )
-    return request
 
 
 def _temp_name(name: str) -> str:
@@ -274,7 +224,8 @@ def _write_atomically(path: Path, body: bytes) -> None:
     """Write `body` to `path` through a temporary file in its folder and an atomic rename."""
     temp = path.with_name(_temp_name(path.name))
     try:
-        with open(temp, "wb") as out:
+        # Created new: never through a name planted in a shared data folder.
+        with os.fdopen(os.open(temp, NEW_FILE_FLAGS, 0o644), "wb") as out:
             out.write(body)
             out.flush()
             os.fsync(out.fileno())

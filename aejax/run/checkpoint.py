@@ -4,6 +4,10 @@ Each checkpoint step is the number of completed epochs. Orbax writes into a temp
 renames it on commit, so a run killed mid-save never leaves a checkpoint that looks complete. Old
 checkpoints, though, are deleted in place: a run killed mid-delete leaves a step folder without
 one of its items, which the next run removes before it opens the folder.
+
+Each step's metadata records a digest of the state it saved (and of its params alone), and a
+restore checks it: a checkpoint whose bytes changed on disk is never trained on. A resume then
+sets that step aside as ``<epoch>.damaged`` (saying so) and resumes from the newest good one.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +24,11 @@ import orbax.checkpoint as ocp
 
 from aejax.engine import distributed
 from aejax.errors import CheckpointError
+from aejax.run.state_digest import DIGESTS, DamagedCheckpointError, digests, verify
 
 STATE_ITEM = "state"
 META_ITEM = "meta"
+DAMAGED = ".damaged"  # the suffix of a step set aside because it failed its digest
 
 
 def abstract_like(tree):
@@ -91,7 +98,9 @@ class StageCheckpoints:
     def save(
         self, epoch: int, state: Any, meta: dict[str, Any], score: float | None = None
     ) -> None:
-        """Save the train state and JSON metadata after `epoch` epochs (asynchronously)."""
+        """Save the train state and JSON metadata after `epoch` epochs (asynchronously), the
+        state's digests recorded in the metadata."""
+        meta = {**meta, DIGESTS: digests(state)}
         args = ocp.args.Composite(
             **{STATE_ITEM: ocp.args.StandardSave(state), META_ITEM: ocp.args.JsonSave(meta)}
         )
@@ -114,7 +123,39 @@ class StageCheckpoints:
                 f"({_first_line(err)}); remove it or use another workdir",
                 settings=("workdir",),
             ) from err
-        return restored[STATE_ITEM], checked_meta(restored[META_ITEM], epoch, self.directory)
+        state, meta = restored[STATE_ITEM], restored[META_ITEM]
+        verify(state, meta, "state", self.directory / str(epoch))
+        return state, {k: v for k, v in meta.items() if k != DIGESTS}
+
+    def restore_newest_good(self, newest: int, state_like: Any) -> tuple[int, Any, dict[str, Any]]:
+        """The newest checkpoint up to `newest` that holds what was saved, as ``(epoch, state,
+        meta)``. Each newer one that fails its digest is set aside as ``<epoch>.damaged``, with
+        one warning line; none good is a `CheckpointError`. Any other failure refuses at once."""
+        for epoch in sorted((s for s in self._manager.all_steps() if s <= newest), reverse=True):
+            try:
+                return epoch, *self.restore(epoch, state_like)
+            except DamagedCheckpointError as err:
+                if distributed.is_multiprocess():
+                    raise  # the processes would have to agree on what to set aside
+                aside = self._set_aside(epoch)
+                print(f"warning: {err}; set aside as {aside}", file=sys.stderr)
+        raise CheckpointError(
+            f"no checkpoint in {self.directory} holds what was saved (each is set aside as "
+            f"<epoch>{DAMAGED}); start the stage over with --overwrite",
+            settings=("overwrite",),
+        )
+
+    def _set_aside(self, epoch: int) -> Path:
+        """Move step `epoch` out of Orbax's sight, keeping its files: a damaged step."""
+        self._manager.wait_until_finished()
+        aside = self.directory / f"{epoch}{DAMAGED}"
+        count = 1
+        while aside.exists():
+            count += 1
+            aside = self.directory / f"{epoch}{DAMAGED}{count}"
+        (self.directory / str(epoch)).rename(aside)
+        self._manager.reload()
+        return aside
 
 
 def checked_meta(meta: Any, epoch: int, directory: Path) -> dict[str, Any]:
@@ -147,17 +188,30 @@ def saved_param_shapes(directory: str | Path, epoch: int) -> dict[str, Any]:
     return jax.tree.map(lambda leaf: tuple(leaf.shape), params)
 
 
-def restore_subtree(directory: str | Path, epoch: int, target: dict[str, Any]) -> dict[str, Any]:
-    """Restore only the leaves named by `target` (a nested dict inside the state) from `epoch`."""
+def restore_subtree(
+    directory: str | Path, epoch: int, target: dict[str, Any], verify_params: bool = False
+) -> dict[str, Any]:
+    """Restore only the leaves named by `target` (a nested dict inside the state) from `epoch`;
+    with `verify_params` (`target` holds all the params), check them against their digest."""
     target = abstract_like(target)
     restore = ocp.args.PyTreeRestore(
         item=target,
         restore_args=ocp.checkpoint_utils.construct_restore_args(target),
         partial_restore=True,
     )
-    # A fresh manager: one that saved with StandardSave cannot also serve a PyTreeRestore.
-    with ocp.CheckpointManager(Path(directory).absolute()) as manager:
-        restored = manager.restore(epoch, args=ocp.args.Composite(**{STATE_ITEM: restore}))
+    where = Path(directory).absolute() / str(epoch)
+    args = ocp.args.Composite(**{STATE_ITEM: restore, META_ITEM: ocp.args.JsonRestore()})
+    try:
+        # A fresh manager: one that saved with StandardSave cannot also serve a PyTreeRestore.
+        with ocp.CheckpointManager(Path(directory).absolute()) as manager:
+            restored = manager.restore(epoch, args=args)
+    except Exception as err:  # noqa: BLE001 - Orbax raises many types for bad checkpoints
+        raise CheckpointError(
+            f"checkpoint {where} cannot be read ({_first_line(err)}); it is damaged, or still "
+            "being written"
+        ) from err
+    if verify_params:
+        verify(restored[STATE_ITEM]["params"], restored[META_ITEM] or {}, "params", where)
     return restored[STATE_ITEM]
 
 

@@ -72,11 +72,12 @@ def start_state(
     3. Else the fresh state itself.
     """
     if resume is not None:
-        state, meta = checkpoints.restore(resume, start.state)
+        epoch, state, meta = checkpoints.restore_newest_good(resume, start.state)
+        history = checkpoint.checked_meta(meta, epoch, checkpoints.directory)["history"]
         if distributed.is_primary():  # on stderr: stdout carries the final metrics, as JSON
-            where = f"{checkpoints.directory}/{resume}"
-            tqdm.write(f"resuming from {where} (epoch {resume} done)", sys.stderr)
-        return state, list(meta["history"])
+            where = f"{checkpoints.directory}/{epoch}"
+            tqdm.write(f"resuming from {where} (epoch {epoch} done)", sys.stderr)
+        return state, list(history)
     if encoder is not None:
         params = transplant_encoder(start.state.params, encoder)
         return with_fresh_optimizer(start.state, params, start.mesh), []

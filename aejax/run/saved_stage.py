@@ -58,7 +58,8 @@ def load_stage(stage_dir: str | Path, model: nn.Module | None = None) -> SavedSt
     input_dim = _input_dim(checkpoints, epoch, identity)
     model = model or stage_model(config, input_dim)
     template = jax.eval_shape(model.init, jax.random.key(0), jnp.zeros((1, input_dim)))
-    params = checkpoint.restore_subtree(checkpoints, epoch, {"params": template["params"]})
+    target = {"params": template["params"]}
+    params = checkpoint.restore_subtree(checkpoints, epoch, target, verify_params=True)
     return SavedStage(config, model, params["params"], epoch, identity)
 
 

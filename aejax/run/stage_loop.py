@@ -85,9 +85,9 @@ def train_stage(
     checkpoints = checkpoint.StageCheckpoints(
         stage_dir / "checkpoints", config.train.keep_checkpoints, track_best=val is not None
     )
-    board = _open_board(config, start.state.params, options)
     with checkpoints:
         state, history = start_state(start, checkpoints, resume, encoder)
+        board = _open_board(config, start.state.params, options)  # once the start is sound
         run = _begin(config, start, task, device_data, state, history, checkpoints, board, options)
         state, best = _train(run, state, options.progress)
     report = task.kind.report(config, run.history[-1])

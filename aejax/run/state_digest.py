@@ -1,0 +1,53 @@
+"""What a checkpoint held when it was saved, so that a restore can tell when its files changed:
+a sha256 over a state's leaves, recorded in the step's metadata and checked on restore."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+
+from aejax.errors import CheckpointError
+
+DIGESTS = "sha256"  # meta: {"state": digest of the whole state, "params": of its params alone}
+
+
+class DamagedCheckpointError(CheckpointError):
+    """A checkpoint restored, but not to what was saved: its bytes changed on disk."""
+
+
+def tree_digest(tree: Any) -> str | None:
+    """sha256 of every leaf of `tree` (path, shape, dtype and bytes), or None when this process
+    cannot see all of it (a state spread over several hosts)."""
+    leaves = jax.tree_util.tree_leaves_with_path(tree)
+    if not all(getattr(leaf, "is_fully_addressable", True) for _, leaf in leaves):
+        return None
+    digest = hashlib.sha256()
+    for (path, _), value in zip(leaves, jax.device_get([leaf for _, leaf in leaves]), strict=True):
+        if jax.dtypes.issubdtype(getattr(value, "dtype", None), jax.dtypes.prng_key):
+            value = jax.random.key_data(value)
+        array = np.ascontiguousarray(value)
+        digest.update(f"{jax.tree_util.keystr(path)} {array.shape} {array.dtype}\n".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()
+
+
+def digests(state: Any) -> dict[str, str]:
+    """The digests a checkpoint of `state` records (none when a process sees only part of it)."""
+    found = {"state": tree_digest(state), "params": tree_digest(getattr(state, "params", None))}
+    return {} if None in found.values() else found
+
+
+def verify(tree: Any, meta: dict[str, Any], part: str, where: Path) -> None:
+    """Raise `DamagedCheckpointError` unless `tree` is what `meta` says was saved as `part`
+    (nothing to check in checkpoints of earlier versions, which recorded no digest)."""
+    recorded = (meta.get(DIGESTS) or {}).get(part)
+    if recorded is not None and tree_digest(tree) != recorded:
+        raise DamagedCheckpointError(
+            f"checkpoint {where} does not hold what was saved (its {part} digest differs: the "
+            "files changed on disk)",
+            settings=("workdir",),
+        )
