@@ -16,6 +16,7 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
+from aejax import quiet
 from aejax.config import (
     DataConfig,
     FinetuneConfig,
@@ -233,7 +234,7 @@ def run(
     gc.freeze()
     try:
         with warnings.catch_warnings():
-            warnings.showwarning = _one_line_warning
+            warnings.showwarning = quiet.one_line_warning
             flags = ("coordinator", "num_processes", "process_id")
             cluster = distributed.Cluster(*(getattr(args, f, None) for f in flags))
             distributed.initialize(cluster)  # before anything runs on a device
@@ -243,6 +244,7 @@ def run(
         if args.debug:
             raise
         print(f"error: {err}{_flags_hint(parser, err.settings)}", file=sys.stderr)
+        quiet.until_exit()
         return USER_ERROR_EXIT
     except TrainingInterrupted as stop:
         print(stop, file=sys.stderr)
@@ -258,10 +260,13 @@ def run(
 
 def _prepare(args: argparse.Namespace) -> None:
     """Quiet logs (without --debug) and the compile cache (unless --no-compile-cache)."""
-    if not args.debug:  # Orbax and tfds log routine warnings through absl; errors still show
+    if not args.debug:
+        # Orbax and tfds log routine warnings through absl, and Orbax logs a failed background
+        # save before the same error reaches the run, which reports it in its one line.
         from absl import logging as absl_logging
 
-        absl_logging.set_verbosity(absl_logging.ERROR)
+        absl_logging.set_verbosity(absl_logging.FATAL)
+        sys.unraisablehook = quiet.without_closed_loops(sys.unraisablehook)
     if hasattr(args, "no_compile_cache") and not args.no_compile_cache:
         compile_cache.enable(args.compile_cache)  # None: the per-user default folder
 
@@ -279,12 +284,6 @@ def run_options(args: argparse.Namespace) -> RunOptions:
 def progress(args: argparse.Namespace) -> bool:
     """Whether to show progress: unless --no-progress, and only in the primary process."""
     return not args.no_progress and distributed.is_primary()
-
-
-def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    """Warnings (e.g. JAX's about an unreadable compile-cache entry) as one line on stderr."""
-    text = " ".join(str(message).split())
-    print(f"warning: {text}", file=sys.stderr if file is None else file)
 
 
 def _flags_hint(parser: FlagParser, settings: tuple[str, ...]) -> str:

@@ -7,6 +7,10 @@ front end can word the hint in its own terms (the scripts name their flags).
 
 from __future__ import annotations
 
+import errno
+import os
+import re
+
 
 class UserError(Exception):
     """Bad input (settings, data, checkpoints, workdir): says what is wrong and what to do."""
@@ -53,3 +57,35 @@ class TrainingInterrupted(Exception):
     def __init__(self, message: str, signum: int):
         super().__init__(message)
         self.exit_code = 128 + signum
+
+
+class DiskFullError(UserError):
+    """The disk (or the file-size limit) ran out while a run wrote its files."""
+
+
+# errno of "no space left", "file too large" (ulimit -f) and "disk quota exceeded"
+DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
+# Orbax's TensorStore reports an OS error inside its message: ... [os_error_code='28']
+_OS_ERROR_CODE = re.compile(r"os_error_code='(\d+)'")
+_WRITING = re.compile(r'(?:Failed writing|local file): "([^"]+)"')
+
+
+def disk_full(err: BaseException) -> DiskFullError | None:
+    """A `DiskFullError` saying where, when `err` (or what caused it) is a write that found the
+    disk full; else None."""
+    seen = set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        code = getattr(err, "errno", None)
+        found = _OS_ERROR_CODE.search(str(err))
+        if code in DISK_FULL_ERRNOS or (found and int(found[1]) in DISK_FULL_ERRNOS):
+            code = code if code in DISK_FULL_ERRNOS else int(found[1])
+            where = getattr(err, "filename", None) or next(iter(_WRITING.findall(str(err))), None)
+            place = f" writing {where}" if where else ""
+            return DiskFullError(
+                f"the disk is full{place} ({os.strerror(code)}); free space and run the same "
+                "command again: it resumes from the last complete checkpoint",
+                settings=("workdir",),
+            )
+        err = err.__cause__ or err.__context__
+    return None

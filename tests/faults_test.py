@@ -163,3 +163,53 @@ def test_a_changed_only_checkpoint_is_one_line_from_a_resume_and_from_evaluate(t
     assert resumed.stderr.splitlines()[-1].startswith("error: no checkpoint in ")
     assert "holds what was saved" in resumed.stderr and "Traceback" not in resumed.stderr
     assert (work / "pretrain/checkpoints/1.damaged").is_dir()  # set aside, never deleted
+
+
+def test_a_full_disk_is_one_line_and_the_run_resumes_bit_identical(trained, tmp_path):
+    work, whole = tmp_path / "copy", tmp_path / "whole"
+    shutil.copytree(trained, work)
+    before = snapshot(work / "pretrain/checkpoints")
+    args = [*REAL, "--no-compile-cache", "--epochs", "3"]
+    # Files of 100 kB at most: the next checkpoint's arrays do not fit, as on a full disk.
+    full = run_script("pretrain", *args, "--workdir", str(work), file_size_limit=100_000)
+    assert full.returncode == 2
+    resuming, error = full.stderr.splitlines()  # and nothing else
+    assert resuming.startswith("resuming from ") and error.startswith("error: the disk is full")
+    assert "(File too large); free space and run the same command again" in error
+    after = snapshot(work / "pretrain/checkpoints")
+    # Nothing lost: epoch 1 as it was; beside it only the unfinished save (removed on resume).
+    assert {k: v for k, v in after.items() if "orbax-checkpoint-tmp" not in k} == before
+    assert run_script_here("pretrain", *args, "--workdir", str(work)).returncode == 0
+    assert run_script_here("pretrain", *args, "--workdir", str(whole)).returncode == 0
+    ours, theirs = (load_stage(w / "pretrain").params for w in (work, whole))
+    assert all(jax.tree.leaves(jax.tree.map(np.array_equal, ours, theirs)))
+
+
+def test_a_checkpoint_orbax_cannot_read_is_one_line_without_its_threads_noise(trained, tmp_path):
+    work = tmp_path / "copy"
+    shutil.copytree(trained, work)
+    for manifest in (work / "pretrain/checkpoints/1/state").rglob("manifest.ocdbt"):
+        manifest.write_bytes(manifest.read_bytes()[:20])
+    for _ in range(3):  # the noise came in about half the runs
+        result = run_script("pretrain", *REAL, "--epochs", "2", "--workdir", str(work))
+        assert result.returncode == 2
+        assert result.stderr.startswith("error: checkpoint ") and result.stderr.count("\n") == 1
+
+
+def test_a_step_missing_an_item_is_passed_over_by_the_first_resume(tmp_path):
+    args = [*REAL, "--no-tensorboard", "--workdir", str(tmp_path)]
+    assert run_script_here("pretrain", *args, "--epochs", "2").returncode == 0
+    shutil.rmtree(tmp_path / "pretrain/checkpoints/2/meta")  # a kill during Orbax's deletion
+    result = run_script_here("pretrain", *args, "--epochs", "3")
+    assert result.returncode == 0, result.stderr
+    assert "(epoch 1 done)" in result.stderr
+    assert sorted(p.name for p in (tmp_path / "pretrain/checkpoints").iterdir()) == ["1", "2", "3"]
+
+
+def test_a_file_where_the_checkpoints_belong_is_one_line(tmp_path):
+    (tmp_path / "pretrain").mkdir()
+    (tmp_path / "pretrain/checkpoints").write_text("not a folder")
+    result = run_script_here("pretrain", *REAL, "--epochs", "1", "--workdir", str(tmp_path))
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: cannot open the checkpoints folder ")
+    assert result.stderr.count("\n") == 1

@@ -235,7 +235,7 @@ def test_an_exported_module_computes_what_the_aejax_model_computes(kind):
     assert not module.training and type(module).__name__ == kind.capitalize()
     x = jax.random.uniform(jax.random.key(4), (6, 784), minval=-1.0, maxval=1.0)
     with torch.no_grad():
-        exported = module(torch.from_numpy(np.asarray(x))).numpy()
+        exported = module(torch.from_numpy(np.array(x))).numpy()
     np.testing.assert_allclose(exported, model.apply({"params": params}, x), atol=1e-5)
 
 

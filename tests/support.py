@@ -9,6 +9,7 @@ import contextlib
 import gzip
 import io
 import os
+import resource
 import runpy
 import subprocess
 import sys
@@ -74,9 +75,16 @@ def _script_command(name: str, args) -> list[str]:
     return [sys.executable, str(REPO / "scripts" / f"{name}.py"), *args]
 
 
-def run_script(name: str, *args: str, timeout: int = 300) -> subprocess.CompletedProcess:
-    """Run scripts/<name>.py as a user would, capturing its output."""
+def run_script(
+    name: str, *args: str, timeout: int = 300, file_size_limit: int | None = None
+) -> subprocess.CompletedProcess:
+    """Run scripts/<name>.py as a user would, capturing its output; `file_size_limit`: the
+    largest file it may write, in bytes (``ulimit -f``: a disk that fills up)."""
     env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+
+    def limit_file_size():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (file_size_limit, file_size_limit))
+
     return subprocess.run(
         _script_command(name, args),
         capture_output=True,
@@ -84,6 +92,7 @@ def run_script(name: str, *args: str, timeout: int = 300) -> subprocess.Complete
         timeout=timeout,
         env=env,
         cwd=REPO,
+        preexec_fn=limit_file_size if file_size_limit else None,
     )
 
 

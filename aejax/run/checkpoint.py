@@ -50,6 +50,12 @@ class StageCheckpoints:
 
     def __init__(self, directory: str | Path, keep: int = 3, track_best: bool = False):
         self.directory = Path(directory).absolute()
+        if self.directory.exists() and not self.directory.is_dir():
+            raise CheckpointError(
+                f"cannot open the checkpoints folder {self.directory} (a file is there); remove "
+                "it, or use another workdir",
+                settings=("workdir",),
+            )
         remove_partly_deleted(self.directory)
         if track_best:
             policy = ocp.checkpoint_managers.AnyPreservationPolicy(
@@ -70,7 +76,14 @@ class StageCheckpoints:
             options = ocp.CheckpointManagerOptions(
                 max_to_keep=keep, create=True, cleanup_tmp_directories=True
             )
-        self._manager = ocp.CheckpointManager(self.directory, options=options)
+        try:
+            self._manager = ocp.CheckpointManager(self.directory, options=options)
+        except Exception as err:  # noqa: BLE001 - e.g. a file where the folder belongs
+            raise CheckpointError(
+                f"cannot open the checkpoints folder {self.directory} ({_first_line(err)}); "
+                "remove what is there, or use another workdir",
+                settings=("workdir",),
+            ) from err
 
     def __enter__(self) -> StageCheckpoints:
         return self
@@ -236,8 +249,10 @@ def latest_epoch(directory: str | Path) -> int | None:
     directory = Path(directory).absolute()
     if not directory.is_dir():
         return None
+    broken = set(partly_deleted(directory))  # the stage removes these before it resumes
     with ocp.CheckpointManager(directory) as manager:
-        return manager.latest_step()
+        steps = [s for s in manager.all_steps() if directory / str(s) not in broken]
+    return max(steps, default=None)
 
 
 class _StepMetadataNotice(logging.Filter):

@@ -5,6 +5,7 @@ each, optional early stopping, then the stage's outputs. Where a stage starts is
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -21,7 +22,7 @@ from aejax.engine.train import (
     TrainState,
     compile_stage,
 )
-from aejax.errors import TrainingInterrupted, UserError
+from aejax.errors import TrainingInterrupted, UserError, disk_full
 from aejax.figures import plots
 from aejax.model.tasks import Task
 from aejax.run import checkpoint, early_stopping, observe
@@ -62,6 +63,26 @@ class StageTask:
     callbacks: tuple[Callback, ...] = ()
 
 
+def disk_full_is_said(function):
+    """Decorate a stage: a write that finds the disk full (a checkpoint, a metrics file, a
+    figure) ends it as a `DiskFullError`, one line, the checkpoints written so far kept."""
+
+    @functools.wraps(function)
+    def stage(*args, **kwargs):
+        try:
+            return function(*args, **kwargs)
+        except UserError:
+            raise
+        except Exception as err:
+            full = disk_full(err)
+            if full is None:
+                raise
+            raise full from err
+
+    return stage
+
+
+@disk_full_is_said
 @holding_workdir_lock  # one run per workdir: taken before anything is removed or written
 def train_stage(
     config: StageConfig,
