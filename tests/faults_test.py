@@ -213,3 +213,14 @@ def test_a_file_where_the_checkpoints_belong_is_one_line(tmp_path):
     assert result.returncode == 2
     assert result.stderr.startswith("error: cannot open the checkpoints folder ")
     assert result.stderr.count("\n") == 1
+
+
+def test_evaluate_passes_over_a_newest_checkpoint_it_cannot_trust(tmp_path):
+    args = [*REAL, "--no-tensorboard", "--workdir", str(tmp_path)]
+    assert run_script_here("pretrain", *args, "--epochs", "2").returncode == 0
+    checkpoints = tmp_path / "pretrain/checkpoints"
+    _replace_state(checkpoints / "2", checkpoints / "1")
+    result = run_script_here("evaluate", str(tmp_path / "pretrain"))
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.startswith("warning: checkpoint ") and result.stderr.count("\n") == 1
+    assert "reading the one before" in result.stderr and '"epoch": 1' in result.stdout

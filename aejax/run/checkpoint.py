@@ -41,6 +41,10 @@ def _rank(metrics: dict[str, Any]) -> tuple[float, int]:
     return metrics["score"], -metrics["epoch"]
 
 
+class UnreadableCheckpointError(CheckpointError):
+    """Orbax could not read a checkpoint: damaged, or removed while it was being read."""
+
+
 class StageCheckpoints:
     """The checkpoints of one training stage, in ``directory/<epoch>/{state,meta}``.
 
@@ -195,7 +199,7 @@ def saved_param_shapes(directory: str | Path, epoch: int) -> dict[str, Any]:
             tree = dict(ocp.StandardCheckpointer().metadata(path).item_metadata)
         params = dict(tree["params"])
     except Exception as err:  # noqa: BLE001 - Orbax raises many types for bad checkpoints
-        raise CheckpointError(
+        raise UnreadableCheckpointError(
             f"cannot read checkpoint metadata in {path} ({_first_line(err)})"
         ) from err
     return jax.tree.map(lambda leaf: tuple(leaf.shape), params)
@@ -219,9 +223,9 @@ def restore_subtree(
         with ocp.CheckpointManager(Path(directory).absolute()) as manager:
             restored = manager.restore(epoch, args=args)
     except Exception as err:  # noqa: BLE001 - Orbax raises many types for bad checkpoints
-        raise CheckpointError(
-            f"checkpoint {where} cannot be read ({_first_line(err)}); it is damaged, or still "
-            "being written"
+        raise UnreadableCheckpointError(
+            f"checkpoint {where} cannot be read ({_first_line(err)}); it is damaged, or was "
+            "removed by a run still writing there"
         ) from err
     if verify_params:
         verify(restored[STATE_ITEM]["params"], restored[META_ITEM] or {}, "params", where)
@@ -244,15 +248,20 @@ def remove_partly_deleted(directory: Path) -> None:
     distributed.barrier("aejax: partly deleted checkpoints removed")
 
 
-def latest_epoch(directory: str | Path) -> int | None:
-    """The newest committed epoch in `directory`, or None if it holds no checkpoint."""
+def committed_epochs(directory: str | Path) -> list[int]:
+    """The committed, complete epochs in `directory`, newest first."""
     directory = Path(directory).absolute()
     if not directory.is_dir():
-        return None
+        return []
     broken = set(partly_deleted(directory))  # the stage removes these before it resumes
     with ocp.CheckpointManager(directory) as manager:
         steps = [s for s in manager.all_steps() if directory / str(s) not in broken]
-    return max(steps, default=None)
+    return sorted(steps, reverse=True)
+
+
+def latest_epoch(directory: str | Path) -> int | None:
+    """The newest committed epoch in `directory`, or None if it holds no checkpoint."""
+    return next(iter(committed_epochs(directory)), None)
 
 
 class _StepMetadataNotice(logging.Filter):

@@ -4,6 +4,8 @@ pretrained encoder alone (Orbax partial restore of the encoder subtree), for a t
 from __future__ import annotations
 
 import dataclasses
+import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,7 @@ from aejax.model.models import ENCODER
 from aejax.model.tasks import stage_model
 from aejax.model.transplant import check_encoder_fits
 from aejax.run import checkpoint
+from aejax.run.state_digest import DamagedCheckpointError
 from aejax.run.workdir import MODEL, TRAINED_ON, read_stage_config
 
 
@@ -52,15 +55,17 @@ def load_stage(stage_dir: str | Path, model: nn.Module | None = None) -> SavedSt
             f"{stage_dir} trained your own model ({own['class']}); pass it: "
             "load_stage(stage_dir, model=...)"
         )
-    epoch = checkpoint.latest_epoch(checkpoints)
-    if epoch is None:
-        raise CheckpointError(f"no checkpoint in {checkpoints}")
-    input_dim = _input_dim(checkpoints, epoch, identity)
-    model = model or stage_model(config, input_dim)
-    template = jax.eval_shape(model.init, jax.random.key(0), jnp.zeros((1, input_dim)))
-    target = {"params": template["params"]}
-    params = checkpoint.restore_subtree(checkpoints, epoch, target, verify_params=True)
-    return SavedStage(config, model, params["params"], epoch, identity)
+
+    def read(epoch: int) -> tuple[nn.Module, Params]:
+        input_dim = _input_dim(checkpoints, epoch, identity)
+        read_model = model or stage_model(config, input_dim)
+        template = jax.eval_shape(read_model.init, jax.random.key(0), jnp.zeros((1, input_dim)))
+        target = {"params": template["params"]}
+        params = checkpoint.restore_subtree(checkpoints, epoch, target, verify_params=True)
+        return read_model, params["params"]
+
+    epoch, (model, params) = read_newest(checkpoints, read)
+    return SavedStage(config, model, params, epoch, identity)
 
 
 def _input_dim(checkpoints: Path, epoch: int, identity: dict[str, Any]) -> int:
@@ -74,21 +79,42 @@ def _input_dim(checkpoints: Path, epoch: int, identity: dict[str, Any]) -> int:
 def load_pretrained_encoder(pretrain_dir: str | Path, classifier_params: Params) -> Params:
     """The encoder of the newest pretrain checkpoint (Orbax partial restore), shape-checked."""
     checkpoints_dir = Path(pretrain_dir) / "checkpoints"
-    epoch = checkpoint.latest_epoch(checkpoints_dir)
-    if epoch is None:
+    if checkpoint.latest_epoch(checkpoints_dir) is None:
         raise CheckpointError(
             f"no pretrained checkpoint in {checkpoints_dir}; pretrain into the same workdir "
             "first, or name a finished pretrain stage folder as pretrained_dir",
             settings=("workdir", "pretrained_dir"),
         )
-    saved = checkpoint.saved_param_shapes(checkpoints_dir, epoch)
-    if ENCODER not in saved:
-        raise CheckpointError(f"checkpoint {checkpoints_dir}/{epoch} holds no encoder")
-    shapes = jax.tree.map(
-        lambda s: jax.ShapeDtypeStruct(s, jnp.float32),
-        saved[ENCODER],
-        is_leaf=lambda x: isinstance(x, tuple),
-    )
-    check_encoder_fits(classifier_params, shapes)
-    target = {"params": {ENCODER: classifier_params[ENCODER]}}
-    return checkpoint.restore_subtree(checkpoints_dir, epoch, target)["params"][ENCODER]
+
+    def read(epoch: int) -> Params:
+        saved = checkpoint.saved_param_shapes(checkpoints_dir, epoch)
+        if ENCODER not in saved:
+            raise CheckpointError(f"checkpoint {checkpoints_dir}/{epoch} holds no encoder")
+        shapes = jax.tree.map(
+            lambda s: jax.ShapeDtypeStruct(s, jnp.float32),
+            saved[ENCODER],
+            is_leaf=lambda x: isinstance(x, tuple),
+        )
+        check_encoder_fits(classifier_params, shapes)
+        target = {"params": {ENCODER: classifier_params[ENCODER]}}
+        return checkpoint.restore_subtree(checkpoints_dir, epoch, target)["params"][ENCODER]
+
+    return read_newest(checkpoints_dir, read)[1]
+
+
+def read_newest(directory: str | Path, read: Callable[[int], Any]) -> tuple[int, Any]:
+    """``(epoch, read(epoch))`` for the newest checkpoint that can be read: one that a live run
+    removes meanwhile, or that is damaged, is passed over with one warning line. None readable:
+    the newest one's error."""
+    epochs = checkpoint.committed_epochs(directory)
+    if not epochs:
+        raise CheckpointError(f"no checkpoint in {directory}")
+    failures = []
+    for epoch in epochs:
+        try:
+            return epoch, read(epoch)
+        except (checkpoint.UnreadableCheckpointError, DamagedCheckpointError) as err:
+            failures.append(err)
+            if epoch != epochs[-1]:
+                print(f"warning: {err}; reading the one before", file=sys.stderr)
+    raise failures[0]
