@@ -190,7 +190,7 @@ def test_a_checkpoint_orbax_cannot_read_is_one_line_without_its_threads_noise(tr
     shutil.copytree(trained, work)
     for manifest in (work / "pretrain/checkpoints/1/state").rglob("manifest.ocdbt"):
         manifest.write_bytes(manifest.read_bytes()[:20])
-    for _ in range(3):  # the noise came in about half the runs
+    for _ in range(2):  # the noise came in about half the runs
         result = run_script("pretrain", *REAL, "--epochs", "2", "--workdir", str(work))
         assert result.returncode == 2
         assert result.stderr.startswith("error: checkpoint ") and result.stderr.count("\n") == 1

@@ -9,7 +9,6 @@ import contextlib
 import gzip
 import io
 import os
-import resource
 import runpy
 import subprocess
 import sys
@@ -81,18 +80,12 @@ def run_script(
     """Run scripts/<name>.py as a user would, capturing its output; `file_size_limit`: the
     largest file it may write, in bytes (``ulimit -f``: a disk that fills up)."""
     env = {**os.environ, "JAX_PLATFORMS": "cpu"}
-
-    def limit_file_size():
-        resource.setrlimit(resource.RLIMIT_FSIZE, (file_size_limit, file_size_limit))
-
+    command = _script_command(name, args)
+    if file_size_limit:  # bash's ulimit counts kB; no preexec_fn, which would fork a JAX process
+        limit = f'ulimit -f {file_size_limit // 1024} && exec "$@"'
+        command = ["bash", "-c", limit, "bash", *command]
     return subprocess.run(
-        _script_command(name, args),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=env,
-        cwd=REPO,
-        preexec_fn=limit_file_size if file_size_limit else None,
+        command, capture_output=True, text=True, timeout=timeout, env=env, cwd=REPO
     )
 
 
