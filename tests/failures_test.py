@@ -8,26 +8,23 @@ import pytest
 from aejax.errors import UserError
 from aejax.run import workdir
 from support import (
-    SUBSET_DIR,
+    TINY_RUN,
+    one_trained_epoch,
     run_script,
     run_script_here,
     snapshot,
     tiny_config,
+    tiny_run_flags,
     write_idx,
     write_idx_dataset,
 )
 
-TINY = ["--hidden", "32", "--latent", "16", "--train-limit", "1000", "--test-limit", "200"]
-REAL = ["--dataset", "fashion_mnist", "--data-dir", str(SUBSET_DIR), *TINY, "--no-progress"]
+REAL = tiny_run_flags()
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    """A workdir holding one finished pretrain epoch: the results that must survive bad input."""
-    work = tmp_path_factory.mktemp("work")
-    result = run_script("pretrain", *REAL, "--epochs", "1", "--workdir", str(work))
-    assert result.returncode == 0, result.stderr
-    return work
+    return one_trained_epoch(tmp_path_factory.mktemp("work"))
 
 
 def _data_dir(tmp_path, case):
@@ -61,7 +58,7 @@ def _data_dir(tmp_path, case):
 def test_bad_data_exits_2_and_keeps_checkpoints(trained, tmp_path, script, case, fragment):
     before = snapshot(trained)
     data_dir = tmp_path / "missing" if case == "missing" else _data_dir(tmp_path, case)
-    args = ["--source", "idx", "--data-dir", str(data_dir), *TINY, "--no-progress"]
+    args = ["--source", "idx", "--data-dir", str(data_dir), *TINY_RUN, "--no-progress"]
     result = run_script_here(script, *args, "--workdir", str(trained))
     assert result.returncode == 2, result.stderr
     assert fragment in result.stderr
@@ -71,7 +68,7 @@ def test_bad_data_exits_2_and_keeps_checkpoints(trained, tmp_path, script, case,
 
 def test_input_size_follows_the_data(tmp_path):
     data_dir = _data_dir(tmp_path, "small-images")
-    args = ["--source", "idx", "--data-dir", str(data_dir), *TINY, "--no-progress"]
+    args = ["--source", "idx", "--data-dir", str(data_dir), *TINY_RUN, "--no-progress"]
     result = run_script("pretrain", *args, "--epochs", "1", "--workdir", str(tmp_path / "w"))
     assert result.returncode == 0, result.stderr
     assert '"num_train": 200' in result.stdout

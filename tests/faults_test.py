@@ -8,19 +8,21 @@ import numpy as np
 import pytest
 
 from aejax import load_stage
-from support import SUBSET_DIR, run_script, run_script_here, snapshot
+from support import (
+    SUBSET_DIR,
+    one_trained_epoch,
+    run_script,
+    run_script_here,
+    snapshot,
+    tiny_run_flags,
+)
 
-TINY = ["--hidden", "32", "--latent", "16", "--train-limit", "1000", "--test-limit", "200"]
-REAL = ["--dataset", "fashion_mnist", "--data-dir", str(SUBSET_DIR), *TINY, "--no-progress"]
+REAL = tiny_run_flags()
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    """A workdir holding one finished pretrain epoch."""
-    work = tmp_path_factory.mktemp("work")
-    result = run_script("pretrain", *REAL, "--epochs", "1", "--workdir", str(work))
-    assert result.returncode == 0, result.stderr
-    return work
+    return one_trained_epoch(tmp_path_factory.mktemp("work"))
 
 
 def _damage_config(path, damage):

@@ -74,6 +74,23 @@ def _script_command(name: str, args) -> list[str]:
     return [sys.executable, str(REPO / "scripts" / f"{name}.py"), *args]
 
 
+# Small real runs for the tests of refusals and faults: the committed Fashion-MNIST subset.
+TINY_RUN = ["--hidden", "32", "--latent", "16", "--train-limit", "1000", "--test-limit", "200"]
+
+
+def tiny_run_flags() -> list[str]:
+    """The flags of a small real run on the committed subset, quiet."""
+    return ["--dataset", "fashion_mnist", "--data-dir", str(SUBSET_DIR), *TINY_RUN, "--no-progress"]
+
+
+def one_trained_epoch(workdir: Path) -> Path:
+    """`workdir` holding one finished pretrain epoch of a tiny real run (the results that must
+    survive what a test does to them)."""
+    result = run_script("pretrain", *tiny_run_flags(), "--epochs", "1", "--workdir", str(workdir))
+    assert result.returncode == 0, result.stderr
+    return workdir
+
+
 def run_script(
     name: str, *args: str, timeout: int = 300, file_size_limit: int | None = None
 ) -> subprocess.CompletedProcess:

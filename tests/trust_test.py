@@ -9,10 +9,9 @@ import pytest
 from aejax.data import idx_cache
 from aejax.data.idx import read_idx
 from aejax.engine import compile_cache
-from support import SUBSET_DIR, run_script_here, write_idx
+from support import run_script_here, tiny_run_flags, write_idx
 
-TINY = ["--hidden", "32", "--latent", "16", "--train-limit", "1000", "--test-limit", "200"]
-REAL = ["--dataset", "fashion_mnist", "--data-dir", str(SUBSET_DIR), *TINY, "--no-progress"]
+REAL = tiny_run_flags()
 ROOT = os.geteuid() == 0
 
 
