@@ -31,21 +31,29 @@ def tree_digest(tree: Any) -> str | None:
             value = jax.random.key_data(value)
         array = np.ascontiguousarray(value)
         digest.update(f"{jax.tree_util.keystr(path)} {array.shape} {array.dtype}\n".encode())
-        digest.update(array.tobytes())
+        digest.update(array.reshape(-1).view(np.uint8).data)  # its bytes, without a copy
     return digest.hexdigest()
 
 
 def digests(state: Any) -> dict[str, str]:
-    """The digests a checkpoint of `state` records (none when a process sees only part of it)."""
-    found = {"state": tree_digest(state), "params": tree_digest(getattr(state, "params", None))}
-    return {} if None in found.values() else found
+    """The digests a checkpoint of `state` records: of its params, and of the whole state made of
+    that and of the rest (each leaf read and hashed once); none when a process sees only part."""
+    params, rest = state.params, state.replace(params=None)
+    found = {"params": tree_digest(params), "rest": tree_digest(rest)}
+    if None in found.values():
+        return {}
+    whole = hashlib.sha256(f"{found['params']} {found['rest']}".encode()).hexdigest()
+    return {"params": found["params"], "state": whole}
 
 
 def verify(tree: Any, meta: dict[str, Any], part: str, where: Path) -> None:
     """Raise `DamagedCheckpointError` unless `tree` is what `meta` says was saved as `part`
     (nothing to check in checkpoints of earlier versions, which recorded no digest)."""
     recorded = (meta.get(DIGESTS) or {}).get(part)
-    if recorded is not None and tree_digest(tree) != recorded:
+    if recorded is None:
+        return
+    found = digests(tree).get("state") if part == "state" else tree_digest(tree)
+    if found != recorded:
         raise DamagedCheckpointError(
             f"checkpoint {where} does not hold what was saved (its {part} digest differs: the "
             "files changed on disk)",
