@@ -53,7 +53,8 @@ def verify(tree: Any, meta: dict[str, Any], part: str, where: Path) -> None:
     if recorded is None:
         return
     found = digests(tree).get("state") if part == "state" else tree_digest(tree)
-    if found != recorded:
+    # None: this process sees only part of the arrays (several hosts), so it cannot check them.
+    if found is not None and found != recorded:
         raise DamagedCheckpointError(
             f"checkpoint {where} does not hold what was saved (its {part} digest differs: the "
             "files changed on disk)",
