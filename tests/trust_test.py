@@ -80,3 +80,17 @@ def test_a_symlinked_lock_is_refused_and_its_target_untouched(tmp_path):
     assert result.returncode == 2
     assert result.stderr.startswith(f"error: {work / '.lock'} is a symbolic link")
     assert result.stderr.count("\n") == 1 and victim.read_text() == "precious"
+
+
+@pytest.mark.skipif(not ROOT, reason="giving a folder to another user needs root")
+def test_a_workdir_of_another_user_is_refused_unless_asked(tmp_path, monkeypatch):
+    work = tmp_path / "theirs"
+    work.mkdir()
+    os.chown(work, 65534, 65534)
+    result = run_script_here("pretrain", *REAL, "--epochs", "1", "--workdir", str(work))
+    assert result.returncode == 2 and result.stderr.count("\n") == 1
+    assert "belongs to user id 65534, not to this user (0)" in result.stderr
+    assert list(work.iterdir()) == []
+    monkeypatch.setenv("AEJAX_FOREIGN_WORKDIR", "1")
+    asked = run_script_here("pretrain", *REAL, "--epochs", "1", "--workdir", str(work))
+    assert asked.returncode == 0, asked.stderr

@@ -34,6 +34,7 @@ from aejax.errors import UserError, WorkdirBusyError
 from aejax.specs import redact_urls
 
 LOCK_NAME = ".lock"
+FOREIGN_WORKDIR_ENV = "AEJAX_FOREIGN_WORKDIR"  # =1: write into another user's workdir
 _HOLDER_BYTES = 64 * 1024  # far more than one holder record; a bound on what a refusal reads
 
 _Function = TypeVar("_Function", bound=Callable[..., Any])
@@ -101,6 +102,7 @@ def _acquire(workdir: Path) -> Path:
 
 def _lock_file(workdir: Path, path: Path) -> int:
     """Open and lock `path` without waiting, then record this process in it; the open fd."""
+    _refuse_a_foreign_workdir(workdir)
     try:
         workdir.mkdir(parents=True, exist_ok=True)
         # Never through a symlink: one planted at WORKDIR/.lock would have this run truncate
@@ -130,6 +132,21 @@ def _lock_file(workdir: Path, path: Path) -> int:
         os.close(fd)
         raise _unwritable(workdir, err) from err
     return fd
+
+
+def _refuse_a_foreign_workdir(workdir: Path) -> None:
+    """A workdir that belongs to another user is not written into (say, a root run sent into a
+    user's folder, where that user controls every name), unless `FOREIGN_WORKDIR_ENV` is 1."""
+    try:
+        owner = workdir.stat().st_uid
+    except OSError:
+        return  # not there yet: it is made, and is this user's
+    if owner != os.geteuid() and os.environ.get(FOREIGN_WORKDIR_ENV) != "1":
+        raise UserError(
+            f"{workdir} belongs to user id {owner}, not to this user ({os.geteuid()}); use a "
+            f"workdir of your own, or set {FOREIGN_WORKDIR_ENV}=1 to write there anyway",
+            settings=("workdir",),
+        )
 
 
 def _unwritable(workdir: Path, err: OSError) -> UserError:
