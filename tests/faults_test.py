@@ -226,3 +226,18 @@ def test_evaluate_passes_over_a_newest_checkpoint_it_cannot_trust(tmp_path):
     assert result.returncode == 0, result.stderr
     assert result.stderr.startswith("warning: checkpoint ") and result.stderr.count("\n") == 1
     assert "reading the one before" in result.stderr and '"epoch": 1' in result.stdout
+
+
+def test_checkpoints_of_other_widths_under_a_matching_config_are_one_line(trained, tmp_path):
+    work, narrow = tmp_path / "copy", tmp_path / "narrow"
+    shutil.copytree(trained, work)
+    flags = [*REAL, "--hidden", "16", "--epochs", "1", "--no-tensorboard"]
+    assert run_script_here("pretrain", *flags, "--workdir", str(narrow)).returncode == 0
+    shutil.rmtree(work / "pretrain/checkpoints")
+    shutil.copytree(narrow / "pretrain/checkpoints", work / "pretrain/checkpoints")
+    resumed = run_script_here("pretrain", *REAL, "--epochs", "2", "--workdir", str(work))
+    evaluated = run_script_here("evaluate", str(work / "pretrain"))
+    for result in (resumed, evaluated):
+        assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+        assert result.stderr.startswith("error: checkpoint ")
+    assert "holds arrays of other shapes than the model's" in evaluated.stderr

@@ -24,6 +24,7 @@ import orbax.checkpoint as ocp
 
 from aejax.engine import distributed
 from aejax.errors import CheckpointError
+from aejax.model import trees
 from aejax.run.state_digest import DIGESTS, DamagedCheckpointError, digests, verify
 
 STATE_ITEM = "state"
@@ -227,6 +228,15 @@ def restore_subtree(
             f"checkpoint {where} cannot be read ({_first_line(err)}); it is damaged, or was "
             "removed by a run still writing there"
         ) from err
+    # A partial restore hands back the stored shapes, whatever the target's: compare them.
+    wrong = [d for d in trees.differences(target, restored[STATE_ITEM]) if d.kind == "shape"]
+    if wrong:
+        shapes = "; ".join(f"{d.path} {d.actual}, not {d.expected}" for d in wrong[:3])
+        raise CheckpointError(
+            f"checkpoint {where} holds arrays of other shapes than the model's ({shapes}); it "
+            "was trained with other settings",
+            settings=("hidden", "latent"),
+        )
     if verify_params:
         verify(restored[STATE_ITEM]["params"], restored[META_ITEM] or {}, "params", where)
     return restored[STATE_ITEM]
