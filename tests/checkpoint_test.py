@@ -112,3 +112,12 @@ def test_reading_saved_shapes_logs_no_orbax_warning(tmp_path, caplog):
         shapes = checkpoint.saved_param_shapes(tmp_path / "ck", 1)
     assert shapes["encoder"]["hidden"]["kernel"] == (784, 32)
     assert not [r for r in caplog.records if "_CHECKPOINT_METADATA" in r.getMessage()]
+
+
+def test_a_tie_in_score_keeps_the_earlier_epoch_as_the_best(tmp_path):
+    # Early stopping counts patience from the first epoch that reached the best score.
+    state = _trained_state()
+    with checkpoint.StageCheckpoints(tmp_path / "ck", keep=1, track_best=True) as ckpt:
+        for epoch, score in ((1, 0.5), (2, 0.7), (3, 0.7)):
+            ckpt.save(epoch, state, {"epoch": epoch}, score=score)
+        assert ckpt.best_epoch() == 2
