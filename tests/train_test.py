@@ -205,3 +205,20 @@ def test_train_step_ignores_examples_of_weight_zero(small_fashion):
     chex.assert_trees_all_close(padded.params, plain.params, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(padded_metrics["loss"], plain_metrics["loss"], rtol=1e-6)
     assert not np.allclose(padded.params["head"]["kernel"], state.params["head"]["kernel"])
+
+
+def test_the_batch_order_follows_the_epoch_key_and_only_it():
+    # A "loss" that is each example's own index: the per-step means spell out the batch order.
+    def order_of(params, images, labels, rng):
+        return {"loss": labels.astype(jnp.float32) + 0.0 * jnp.sum(params["w"])}
+
+    state = TrainState.create(apply_fn=None, params={"w": jnp.zeros(1)}, tx=optax.sgd(0.0))
+    epoch = jax.jit(make_epoch_fn(order_of, 50, 10))
+    images, ids = jnp.zeros((50, 4), jnp.uint8), jnp.arange(50)
+
+    def order(key):
+        return np.asarray(epoch(state, images, ids, key)[1]["loss"])
+
+    first, again = order(jax.random.key(1)), order(jax.random.key(1))
+    np.testing.assert_array_equal(first, again)  # a resumed epoch sees the same batches
+    assert not np.array_equal(first, order(jax.random.key(2)))  # another epoch or seed: others
