@@ -18,6 +18,7 @@ import pytest
 from devices_worker import bitwise_equal, restored_encoder, restored_params
 
 from aejax.run import checkpoint
+from aejax.run.state_digest import DIGESTS
 from support import REPO, SUBSET_DIR, run_script, run_script_here, saved_params
 
 PROCESSES, DEVICES_EACH = 2, 2
@@ -112,6 +113,10 @@ def test_two_processes_train_as_one_and_only_process_0_writes(tmp_path):
     assert bitwise_equal(jax.tree.leaves(saved), restored_params(together / "pretrain", 1)[0])
     encoder = restored_encoder(together / "pretrain", 1)
     assert bitwise_equal(jax.tree.leaves(saved["encoder"]), encoder)
+    # Each process holds a replica of the state, so the run records its digests as one process
+    # does: the restores above and the resume below verify them.
+    meta = json.loads((together / "pretrain/checkpoints/1/meta/metadata").read_text())
+    assert set(meta[DIGESTS]) == {"params", "state"}
     # The 2-process checkpoint continues in one process on one device.
     more = run_script("pretrain", "--workdir", str(together), *TINY, "--epochs", "4")
     assert more.returncode == 0, more.stderr

@@ -21,18 +21,27 @@ class DamagedCheckpointError(CheckpointError):
 
 def tree_digest(tree: Any) -> str | None:
     """sha256 of every leaf of `tree` (path, shape, dtype and bytes), or None when this process
-    cannot see all of it (a state spread over several hosts)."""
+    cannot see all of it (a leaf split, not replicated, over several hosts)."""
     leaves = jax.tree_util.tree_leaves_with_path(tree)
-    if not all(getattr(leaf, "is_fully_addressable", True) for _, leaf in leaves):
+    local = [_whole_here(leaf) for _, leaf in leaves]
+    if any(value is None for value in local):
         return None
     digest = hashlib.sha256()
-    for (path, _), value in zip(leaves, jax.device_get([leaf for _, leaf in leaves]), strict=True):
+    for (path, _), value in zip(leaves, jax.device_get(local), strict=True):
         if jax.dtypes.issubdtype(getattr(value, "dtype", None), jax.dtypes.prng_key):
             value = jax.random.key_data(value)
         array = np.ascontiguousarray(value)
         digest.update(f"{jax.tree_util.keystr(path)} {array.shape} {array.dtype}\n".encode())
         digest.update(array.reshape(-1).view(np.uint8).data)  # its bytes, without a copy
     return digest.hexdigest()
+
+
+def _whole_here(leaf: Any) -> Any:
+    """`leaf`, or a copy of it this process holds whole (each host of a data-parallel run holds
+    a replica of the state), or None when no process holds all of it."""
+    if getattr(leaf, "is_fully_addressable", True):
+        return leaf
+    return leaf.addressable_data(0) if leaf.is_fully_replicated else None
 
 
 def digests(state: Any) -> dict[str, str]:
