@@ -2,16 +2,21 @@
 it, and leaves the run's checkpoints as they were."""
 
 import shutil
+import time
 
 import jax
 import numpy as np
 import pytest
 
 from aejax import load_stage
+from aejax.model.models import ENCODER
+from aejax.run.checkpoint import committed_epochs
+from aejax.run.saved_stage import load_pretrained_encoder
 from support import (
     SUBSET_DIR,
     one_trained_epoch,
     run_script,
+    run_script_async,
     run_script_here,
     snapshot,
     tiny_run_flags,
@@ -241,3 +246,26 @@ def test_checkpoints_of_other_widths_under_a_matching_config_are_one_line(traine
         assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
         assert result.stderr.startswith("error: checkpoint ")
     assert "holds arrays of other shapes than the model's" in evaluated.stderr
+
+
+def test_a_stage_read_while_its_run_still_writes_reads_a_whole_checkpoint(tmp_path, capfd):
+    """`load_stage` and the pretrained encoder read from a run that saves a checkpoint and deletes
+    the one before it every few milliseconds: each read gets a whole checkpoint, never an error."""
+    stage = tmp_path / "pretrain"
+    flags = [*REAL, "--no-tensorboard", "--no-compile-cache", "--train-limit", "200"]
+    run = run_script_async(
+        "pretrain", *flags, "--epochs", "30", "--keep-checkpoints", "1", "--workdir", str(tmp_path)
+    )
+    try:
+        while not committed_epochs(stage / "checkpoints"):
+            assert run.poll() is None, run.communicate()[1]
+            time.sleep(0.05)
+        epochs, first = [], load_stage(stage).params
+        while run.poll() is None:
+            epochs.append(load_stage(stage).epoch)
+            encoder = load_pretrained_encoder(stage, first)
+            assert jax.tree.structure(encoder) == jax.tree.structure(first[ENCODER])
+    finally:
+        run.kill()
+    assert run.wait() == 0, run.stderr.read()
+    assert len(set(epochs)) > 3 and epochs == sorted(epochs), epochs  # it read a moving run

@@ -263,10 +263,13 @@ def committed_epochs(directory: str | Path) -> list[int]:
     directory = Path(directory).absolute()
     if not directory.is_dir():
         return []
-    broken = set(partly_deleted(directory))  # the stage removes these before it resumes
-    with ocp.CheckpointManager(directory) as manager:
-        steps = [s for s in manager.all_steps() if directory / str(s) not in broken]
-    return sorted(steps, reverse=True)
+    for _ in range(3):  # a run still writing there may remove a step while it is listed
+        with contextlib.suppress(FileNotFoundError):
+            # Steps missing an item are left out: the stage removes them before it resumes.
+            broken = {p.name for p in partly_deleted(directory)}
+            names = {p.name for p in ocp.path.step.checkpoint_steps_paths(directory)}
+            return sorted((int(n) for n in names - broken if n.isdigit()), reverse=True)
+    raise CheckpointError(f"the checkpoints in {directory} kept changing while they were listed")
 
 
 def latest_epoch(directory: str | Path) -> int | None:

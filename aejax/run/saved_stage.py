@@ -23,6 +23,8 @@ from aejax.run import checkpoint
 from aejax.run.state_digest import DamagedCheckpointError
 from aejax.run.workdir import MODEL, TRAINED_ON, read_stage_config
 
+MAX_READ_ATTEMPTS = 20  # checkpoints tried before giving up on a run that keeps replacing them
+
 
 @dataclasses.dataclass(frozen=True)
 class SavedStage:
@@ -103,18 +105,22 @@ def load_pretrained_encoder(pretrain_dir: str | Path, classifier_params: Params)
 
 
 def read_newest(directory: str | Path, read: Callable[[int], Any]) -> tuple[int, Any]:
-    """``(epoch, read(epoch))`` for the newest checkpoint that can be read: one that a live run
-    removes meanwhile, or that is damaged, is passed over with one warning line. None readable:
-    the newest one's error."""
-    epochs = checkpoint.committed_epochs(directory)
-    if not epochs:
-        raise CheckpointError(f"no checkpoint in {directory}")
-    failures = []
-    for epoch in epochs:
+    """``(epoch, read(epoch))`` for the newest checkpoint that can be read. One that a live run
+    removes meanwhile is passed over (the newer one it saved is read instead), one that is damaged
+    with one warning line. None readable: the newest one's error."""
+    directory = Path(directory)
+    failures: dict[int, Exception] = {}
+    while len(failures) < MAX_READ_ATTEMPTS:
+        untried = [e for e in checkpoint.committed_epochs(directory) if e not in failures]
+        if not untried:
+            break
+        epoch = untried[0]
         try:
             return epoch, read(epoch)
         except (checkpoint.UnreadableCheckpointError, DamagedCheckpointError) as err:
-            failures.append(err)
-            if epoch != epochs[-1]:
+            failures[epoch] = err
+            if (directory / str(epoch)).exists() and len(untried) > 1:
                 print(f"warning: {err}; reading the one before", file=sys.stderr)
-    raise failures[0]
+    if not failures:
+        raise CheckpointError(f"no checkpoint in {directory}")
+    raise failures[max(failures)]
