@@ -147,6 +147,18 @@ def test_nan_loss_stops_with_the_epoch_named(small_fashion):
     assert info.value.settings == ("lr",)
 
 
+def test_a_loss_nan_before_any_update_does_not_blame_the_learning_rate(small_fashion):
+    model, state = _classifier_state(lr=1e-3)
+    state = state.replace(params=jax.tree.map(lambda p: p * jnp.nan, state.params))
+    data = _device_data(small_fashion, 300, 100)
+    compiled = compile_stage(
+        classification_metrics(model.apply), state, data, 100, jax.random.key(0)
+    )
+    with pytest.raises(TrainingDivergedError, match="epoch 1 before the first update") as info:
+        run_epoch(compiled, state, data, jax.random.key(0), 1)
+    assert info.value.settings == ()
+
+
 def test_compiled_eval_matches_the_eval_function(small_fashion):
     model, state = _classifier_state()
     split = Split(*_arrays(small_fashion, 250))

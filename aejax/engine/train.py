@@ -260,13 +260,27 @@ def run_epoch(compiled: CompiledStage, state, data: DeviceData, key, epoch: int)
     train = {k: float(np.mean(v)) for k, v in step_metrics.items()}
     test = {k: float(v) for k, v in test_metrics.items()}
     if not all(math.isfinite(v) for v in [*train.values(), *test.values()]):
-        raise TrainingDivergedError(
-            f"loss became NaN/Inf in epoch {epoch}; the last good checkpoint is kept; a smaller "
-            "learning rate, or a look at the data and the loss settings, may help",
-            settings=("lr",),
-        )
+        raise _diverged(epoch, step_metrics["loss"], int(jax.device_get(state.step)))
     record = EpochRecord(epoch, train, test, seconds, eval_seconds)
     return state, record, step_metrics["loss"]
+
+
+def _diverged(epoch: int, losses: np.ndarray, steps_done: int) -> TrainingDivergedError:
+    """What to say when an epoch's metrics are NaN/Inf: a loss that was already so before the
+    first update comes from the data, the model or the loss, not from the learning rate."""
+    bad = np.flatnonzero(~np.isfinite(losses))
+    before_any_update = bad.size > 0 and steps_done - len(losses) + bad[0] == 0
+    kept = "the last good checkpoint is kept"
+    if before_any_update:
+        return TrainingDivergedError(
+            f"loss was NaN/Inf in epoch {epoch} before the first update, so the model, the loss "
+            f"or the data produce it, not the learning rate; {kept}"
+        )
+    return TrainingDivergedError(
+        f"loss became NaN/Inf in epoch {epoch}; {kept}; a smaller learning rate, or a look at "
+        "the data and the loss settings, may help",
+        settings=("lr",),
+    )
 
 
 def steady_state_seconds(seconds: list[float]) -> float | None:
