@@ -3,12 +3,19 @@
 import json
 from pathlib import Path
 
+import chex
+import jax
+import numpy as np
 import pytest
 
 from aejax.config import AugmentConfig, ModelConfig, TransferConfig
 from aejax.errors import UserError
+from aejax.model.models import ENCODER, make_classifier
+from aejax.research import multi_seed
 from aejax.research.label_budget import (
     LabelBudgetConfig,
+    budget_indices,
+    classifier_states,
     epochs_for,
     format_budgets,
     parse_budgets,
@@ -81,6 +88,9 @@ def test_study_runs_every_cell_and_writes_its_outputs(tmp_path, small_fashion):
     for cell in cells:
         assert len(cell["accuracy"]) == 2 and all(0.0 <= a <= 1.0 for a in cell["accuracy"])
         assert len(cell["train_accuracy"]) == 2
+    for scratch, pretrained in zip(cells[::3], cells[1::3], strict=True):
+        # Same init and optimizer but the encoder: the pretrained cells really start elsewhere.
+        assert all(a != b for a, b in zip(scratch["accuracy"], pretrained["accuracy"]))
     full_data = [c for c in cells if c["labels"] == "all"]
     # Far above chance (0.1); one epoch of the 2000-label subset is only 20 Adam steps, which
     # reach about 0.53 on the CPU, so the bound leaves room for other backends' rounding.
@@ -98,3 +108,32 @@ def test_study_runs_every_cell_and_writes_its_outputs(tmp_path, small_fashion):
     assert table == markdown_table(result) and "| 20 |" in table and "scratch+latent-mix" in table
     assert set(paths) == {"json", "md", "png", "generated"}
     assert all(Path(p).stat().st_size > 1000 for k, p in paths.items() if k != "md")
+
+
+def test_each_seed_draws_its_own_balanced_subset_and_the_same_seed_the_same():
+    labels = np.repeat(np.arange(10), 50)
+    subsets = budget_indices(labels, 100, [0, 1, 2])
+    assert subsets.shape == (3, 100)
+    for subset in subsets:
+        assert np.bincount(labels[subset], minlength=10).tolist() == [10] * 10
+    assert len({tuple(s) for s in subsets.tolist()}) == 3  # no two seeds share a subset
+    np.testing.assert_array_equal(budget_indices(labels, 100, [2, 0])[0], subsets[2])
+    every = budget_indices(labels, None, [0, 1])  # all labels: every seed the whole set
+    assert every.shape == (2, 500) and (every == np.arange(500)).all()
+
+
+def test_pretrained_methods_start_from_their_autoencoders_encoder_and_scratch_does_not():
+    config = LabelBudgetConfig(seeds=2, model=ModelConfig(hidden=32, latent=16))
+    model = make_classifier(config.model)
+    init = multi_seed.init_params(model, 784, multi_seed.seed_keys([0, 1], 2))
+    pretrained = {
+        objective: {ENCODER: jax.tree.map(lambda p, i=i: p + 1.0 + i, init[ENCODER])}
+        for i, objective in enumerate(("mse", "vae"))
+    }
+    methods = config.methods()
+    for name, objective in (("pretrained-full", "mse"), ("pretrained-vae-full", "vae")):
+        _, states = classifier_states(config, methods[name], init, pretrained)
+        chex.assert_trees_all_equal(states.params[ENCODER], pretrained[objective][ENCODER])
+        chex.assert_trees_all_equal(states.params["head"], init["head"])  # the same head init
+    _, scratch = classifier_states(config, methods["scratch"], init, pretrained)
+    chex.assert_trees_all_equal(scratch.params, init)

@@ -57,3 +57,28 @@ def test_evaluator_scores_each_seed(small_fashion):
         np.testing.assert_allclose(
             result["accuracy"][i], jnp.mean(jnp.argmax(logits, -1) == labels), rtol=1e-6
         )
+
+
+def test_each_epoch_and_each_seed_draws_its_own_batches():
+    # A "loss" that is the square of a batch's sum of example ids: its mean over an epoch's steps
+    # depends on which examples share a batch, so equal means say "the same batches".
+    def grouping(params, images, ids, rng):
+        return {"loss": jnp.sum(ids.astype(jnp.float32)) ** 2 + 0.0 * jnp.sum(params["w"])}
+
+    seeds, epochs = [0, 1], 4
+
+    tx = optax.sgd(0.0)
+
+    def states():  # each run donates them
+        return multi_seed.make_states(None, {"w": jnp.zeros((len(seeds), 1))}, tx)
+
+    train = Split(jnp.zeros((60, 4), jnp.uint8), jnp.arange(60))
+    indices = jnp.tile(jnp.arange(60), (len(seeds), 1))
+    keys = multi_seed.seed_keys(seeds, 1)
+    run = multi_seed.compile_run(grouping, states(), train, keys, indices, 10, epochs)
+    per_epoch = np.asarray(run(states(), *train, keys, indices)[1]["loss"])  # (seeds, epochs)
+    for seed in range(len(seeds)):
+        assert len(set(per_epoch[seed].tolist())) == epochs  # every epoch its own batches
+    assert not np.array_equal(per_epoch[0], per_epoch[1])  # and every seed
+    again = np.asarray(run(states(), *train, keys, indices)[1]["loss"])
+    np.testing.assert_array_equal(per_epoch, again)  # drawn from the keys alone
