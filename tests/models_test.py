@@ -127,10 +127,15 @@ def test_bfloat16_on_cpu_warns_in_one_line_and_still_trains(tmp_path):
         "pretrain",
         *("--workdir", str(tmp_path), "--dataset", data.dataset, "--source", "idx"),
         *("--data-dir", data.data_dir, "--train-limit", "500", "--test-limit", "100"),
-        *("--epochs", "1", "--hidden", "32", "--latent", "16", "--dtype", "bfloat16"),
+        *("--epochs", "2", "--hidden", "32", "--latent", "16", "--dtype", "bfloat16"),
         "--no-progress",
     )
     assert done.returncode == 0, done.stderr
+    rows = [
+        json.loads(line) for line in (tmp_path / "pretrain/metrics.jsonl").read_text().splitlines()
+    ]
+    losses = [row["test_loss"] for row in rows]
+    assert len(losses) == 2 and 0 < losses[1] < losses[0] < 1  # it learns, in bfloat16
     warnings = [line for line in done.stderr.splitlines() if line.startswith("warning:")]
     assert warnings == [
         "warning: bfloat16 runs slower than float32 on CPU (XLA converts its matmuls to "

@@ -1,4 +1,5 @@
-"""Pretraining variants: BCE from logits, denoising noise that touches inputs only, the VAE."""
+"""The recipe's arithmetic written out in numpy, and the pretraining variants: BCE from logits,
+denoising noise that touches inputs only, the VAE."""
 
 import jax
 import jax.numpy as jnp
@@ -7,9 +8,16 @@ import pytest
 
 from aejax.config import ModelConfig, ObjectiveConfig
 from aejax.data.datasets import normalize
+from aejax.engine.train import masked_mean
 from aejax.model import objectives
-from aejax.model.models import make_autoencoder
-from aejax.model.objectives import bce_per_example, corrupt, reconstruct, reconstruction_metrics
+from aejax.model.models import ENCODER, make_autoencoder, make_classifier
+from aejax.model.objectives import (
+    bce_per_example,
+    classification_metrics,
+    corrupt,
+    reconstruct,
+    reconstruction_metrics,
+)
 
 
 def _identity(variables, x):
@@ -110,3 +118,37 @@ def test_vae_without_kl_and_variance_is_its_reconstruction_loss(small_fashion):
     )
     sampled = metrics(params, images, None, jax.random.key(2))["loss"]  # training samples a code
     assert not np.allclose(sampled, expected)
+
+
+def _numpy_encoder(p, x):
+    hidden = np.maximum(x @ p["hidden"]["kernel"] + p["hidden"]["bias"], 0.0)  # ReLU
+    return hidden @ p["latent"]["kernel"] + p["latent"]["bias"]
+
+
+def test_the_recipe_is_the_reference_arithmetic_written_out_in_numpy():
+    """The tutorial's networks, pixels and losses by hand, without PyTorch: encoder
+    784→128→ReLU→64, decoder 64→128→ReLU→784→tanh, pixels x/127.5 − 1, MSE as the mean over pixels,
+    cross-entropy as −log softmax, each averaged over the batch."""
+    config = ModelConfig(hidden=8, latent=4)
+    images = np.random.default_rng(0).integers(0, 256, (5, 12)).astype(np.uint8)
+    labels = np.array([0, 3, 9, 3, 1], np.int32)
+    x = images.astype(np.float64) / 127.5 - 1.0
+    ae, clf = make_autoencoder(config, 12), make_classifier(config)
+    pa = ae.init(jax.random.key(0), jnp.zeros((1, 12)))["params"]
+    pc = clf.init(jax.random.key(1), jnp.zeros((1, 12)))["params"]
+    a, c = (jax.tree.map(lambda v: np.asarray(v, np.float64), p) for p in (pa, pc))
+
+    d = a["decoder"]
+    code = _numpy_encoder(a[ENCODER], x)
+    hidden = np.maximum(code @ d["hidden"]["kernel"] + d["hidden"]["bias"], 0.0)
+    reconstruction = np.tanh(hidden @ d["output"]["kernel"] + d["output"]["bias"])
+    got = reconstruction_metrics(ae.apply, ObjectiveConfig())(pa, images, labels, None)["loss"]
+    np.testing.assert_allclose(got, np.mean((reconstruction - x) ** 2, axis=1), rtol=1e-5)
+
+    logits = _numpy_encoder(c[ENCODER], x) @ c["head"]["kernel"] + c["head"]["bias"]
+    log_softmax = logits - np.log(np.sum(np.exp(logits), axis=1, keepdims=True))
+    got = classification_metrics(clf.apply)(pc, images, labels, None)
+    np.testing.assert_allclose(got["loss"], -log_softmax[np.arange(5), labels], rtol=1e-5)
+    np.testing.assert_array_equal(got["accuracy"], np.argmax(logits, 1) == labels)
+    weights = np.array([1, 1, 1, 0, 0])  # a padded batch: its mean is over the real examples
+    np.testing.assert_allclose(masked_mean(got["loss"], weights), np.mean(got["loss"][:3]), 1e-6)

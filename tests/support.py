@@ -166,3 +166,15 @@ def snapshot(folder: Path) -> dict:
         for p in sorted(Path(folder).rglob("*"))
         if p.is_file() and p.name != LOCK_NAME
     }
+
+
+def drawn(path: Path) -> bool:
+    """True when `path` is a PNG holding a drawing: at least 100 x 100 pixels, many colours, and
+    more than a sliver of it not background (an empty or single-colour figure is not drawn)."""
+    import matplotlib.image
+
+    image = matplotlib.image.imread(path)[..., :3]
+    height, width = image.shape[:2]
+    background = np.all(image == image[0, 0], axis=-1)
+    colours = len(np.unique(image.reshape(-1, 3), axis=0))
+    return height >= 100 and width >= 100 and colours > 20 and 0.01 < 1 - background.mean()

@@ -66,18 +66,23 @@ def test_autoencoder_epoch_reduces_reconstruction_error(small_fashion):
 
 
 def test_epoch_covers_every_example_once_with_a_partial_last_batch():
-    # A metrics function whose "loss" is the example's label: the weighted per-step means,
-    # re-weighted by batch occupancy, must sum to the sum of all labels.
+    # Each example's "id" is its label: the per-step means, re-weighted by batch occupancy, must
+    # sum to the sum of all labels. The loss w * id makes each step's gradient that step's mean
+    # id over its real examples, so after SGD at rate 1 the weight is minus the sum of the means:
+    # padding would pull the partial batch's mean (and so the weight) elsewhere.
     def metrics(params, images, labels, rng):
-        return {"loss": params["w"] * 0 + labels.astype(jnp.float32)}
+        ids = labels.astype(jnp.float32)
+        return {"loss": params["w"] * ids, "id": ids}
 
-    state = TrainState.create(apply_fn=None, params={"w": jnp.zeros(())}, tx=optax.sgd(0.0))
+    state = TrainState.create(apply_fn=None, params={"w": jnp.zeros(())}, tx=optax.sgd(1.0))
     labels = jnp.arange(250)
     images = jnp.zeros((250, 1), jnp.uint8)
-    _, out = jax.jit(make_epoch_fn(metrics, 250, 100))(state, images, labels, jax.random.key(0))
+    epoch = jax.jit(make_epoch_fn(metrics, 250, 100))
+    state, out = epoch(state, images, labels, jax.random.key(0))
     sizes = np.array([100, 100, 50])
-    assert out["loss"].shape == (3,)
-    np.testing.assert_allclose(np.sum(np.asarray(out["loss"]) * sizes), labels.sum())
+    assert out["id"].shape == (3,)
+    np.testing.assert_allclose(np.sum(np.asarray(out["id"]) * sizes), labels.sum())
+    np.testing.assert_allclose(state.params["w"], -np.sum(np.asarray(out["id"])), rtol=1e-6)
 
 
 def test_eval_counts_each_of_1001_examples_exactly_once(small_fashion):
