@@ -59,7 +59,10 @@ def summarize(runs: list[dict]) -> dict[str, dict]:
             "finetune_epoch_s": [run["finetune"]["epoch_s"] for run in mine],
         }
         summary[arch] = {
-            name: {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0}
+            name: {
+                "mean": statistics.fmean(values),
+                "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+            }
             for name, values in figures.items()
         }
     return summary

@@ -1,0 +1,241 @@
+"""Mutation testing of the modules whose bugs change results, with cosmic-ray.
+
+Each module's mutants are applied, one at a time, to a clean clone of the repository and run
+against that module's fast test files; a mutant is killed when they fail (or time out). The
+survivors, less those recorded as equivalent in `benchmarks/mutation_equivalent.json` (a change
+that cannot alter behaviour, with the reason), are written to
+`benchmarks/results/<name>.{json,md}`.
+
+    pip install -e '.[mutation]'
+    python benchmarks/mutation.py                              # every module: hours on 2 cores
+    python benchmarks/mutation.py --modules splits,transplant  # a few
+
+The operators are the one-line bugs people write: an arithmetic or comparison operator swapped
+for its neighbour, a number off by one, a condition negated or dropped, True/False, and/or,
+break/continue, a loop that never runs, an exception handler that catches nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "benchmarks" / "results"
+EQUIVALENT = REPO / "benchmarks" / "mutation_equivalent.json"
+FAST = "-x -q -p no:cacheprovider -n 0"
+
+# Each module and the fast test files that should notice its bugs.
+MODULES = {
+    "train": ("aejax/engine/train.py", ("tests/train_test.py",)),
+    "objectives": ("aejax/model/objectives.py", ("tests/objectives_test.py",)),
+    "models": ("aejax/model/models.py", ("tests/models_test.py", "tests/objectives_test.py")),
+    "data": ("aejax/data/datasets.py", ("tests/data_test.py", "tests/contract_test.py")),
+    "splits": ("aejax/data/splits.py", ("tests/splits_test.py",)),
+    "transplant": ("aejax/model/transplant.py", ("tests/transplant_test.py",)),
+    "stage_loop": ("aejax/run/stage_loop.py", ("tests/stages_test.py",)),
+    "checkpoint": ("aejax/run/checkpoint.py", ("tests/checkpoint_test.py",)),
+    "early_stopping": ("aejax/run/early_stopping.py", ("tests/early_stopping_test.py",)),
+    "interop": ("aejax/model/interop.py", ("tests/interop_test.py",)),
+    "generation": ("aejax/model/generation.py", ("tests/generation_test.py",)),
+    "label_budget": ("aejax/research/label_budget.py", ("tests/label_budget_test.py",)),
+    "multi_seed": ("aejax/research/multi_seed.py", ("tests/multi_seed_test.py",)),
+}
+KEPT_OPERATORS = (
+    r"ReplaceBinaryOperator_(Add_Sub|Sub_Add|Mul_Div|Div_Mul|FloorDiv_Div|Mod_FloorDiv|Pow_Mul)",
+    r"ReplaceComparisonOperator_(Eq_NotEq|NotEq_Eq|Lt_LtE|LtE_Lt|Gt_GtE|GtE_Gt|Is_IsNot|IsNot_Is)",
+    r"ReplaceUnaryOperator_(USub_UAdd|Delete_Not)",
+    r"AddNot|ReplaceTrueWithFalse|ReplaceFalseWithTrue|ReplaceAndWithOr|ReplaceOrWithAnd",
+    r"ReplaceBreakWithContinue|ReplaceContinueWithBreak|NumberReplacer|ZeroIterationForLoop",
+    r"ExceptionReplacer",
+)
+
+
+def config_toml(module: str, tests: tuple[str, ...], timeout: float) -> str:
+    kept = "|".join(KEPT_OPERATORS)
+    command = f"{sys.executable} -m pytest {FAST} {' '.join(tests)}"
+    return "\n".join(
+        [
+            "[cosmic-ray]",
+            f'module-path = "{module}"',
+            f"timeout = {timeout:.0f}",
+            "excluded-modules = []",
+            f"test-command = {json.dumps(command)}",
+            "[cosmic-ray.distributor]",
+            'name = "local"',
+            "[cosmic-ray.filters.operators-filter]",
+            f"exclude-operators = [{json.dumps(f'^(?!core/({kept})$)')}]",
+            "",
+        ]
+    )
+
+
+def tool(*args: str, cwd: Path, env: dict) -> subprocess.CompletedProcess:
+    found = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
+    if found.returncode != 0:
+        raise SystemExit(f"error: {' '.join(args[:2])} failed: {found.stderr.strip()[-500:]}")
+    return found
+
+
+def mutate(name: str, clone: Path, work: Path, env: dict) -> dict:
+    """Run one module's mutants; its counts and its surviving mutants."""
+    module, tests = MODULES[name]
+    started = time.perf_counter()
+    baseline = subprocess.run(
+        [sys.executable, "-m", "pytest", *FAST.split(), *tests], cwd=clone, env=env
+    )
+    if baseline.returncode != 0:
+        raise SystemExit(f"error: the tests of {name} fail before any mutation")
+    baseline_s = time.perf_counter() - started
+    config, session = work / f"{name}.toml", work / f"{name}.sqlite"
+    config.write_text(config_toml(module, tests, timeout=3 * baseline_s + 60))
+    bin_dir = Path(sys.executable).parent
+    tool(str(bin_dir / "cosmic-ray"), "init", str(config), str(session), cwd=clone, env=env)
+    tool(str(bin_dir / "cr-filter-operators"), str(session), str(config), cwd=clone, env=env)
+    tool(str(bin_dir / "cr-filter-pragma"), str(session), cwd=clone, env=env)
+    tool(str(bin_dir / "cosmic-ray"), "exec", str(config), str(session), cwd=clone, env=env)
+    dumped = tool(str(bin_dir / "cosmic-ray"), "dump", str(session), cwd=clone, env=env)
+    return summarise(name, module, clone, dumped.stdout, time.perf_counter() - started)
+
+
+def summarise(name: str, module: str, clone: Path, dump: str, seconds: float) -> dict:
+    """Counts of a module's mutants by outcome, and each survivor not known to be equivalent."""
+    lines = (clone / module).read_text().splitlines()
+    equivalent = {(e["module"], e["operator"], e["code"]): e["reason"] for e in _equivalents()}
+    counts = {"killed": 0, "survived": 0, "equivalent": 0, "skipped": 0}
+    survivors, equivalents = [], []
+    for line in dump.splitlines():
+        item, result = json.loads(line)
+        mutation = item["mutations"][0]
+        outcome = (result or {}).get("test_outcome")
+        if result is None or result.get("worker_outcome") == "skipped" or outcome is None:
+            counts["skipped"] += 1
+            continue
+        line_no = mutation["start_pos"][0]
+        operator = mutation["operator_name"].removeprefix("core/")
+        found = {"line": line_no, "operator": operator, "code": lines[line_no - 1].strip()}
+        if outcome == "killed":
+            counts["killed"] += 1
+        elif (name, operator, found["code"]) in equivalent:
+            counts["equivalent"] += 1
+            equivalents.append({**found, "reason": equivalent[(name, operator, found["code"])]})
+        else:
+            counts["survived"] += 1
+            survivors.append({**found, "diff": result.get("diff", "")})
+    tried = counts["killed"] + counts["survived"]
+    score = counts["killed"] / tried if tried else None
+    return {
+        "module": name,
+        "path": module,
+        **counts,
+        "score": score,
+        "seconds": round(seconds),
+        "survivors": survivors,
+        "equivalents": equivalents,
+    }
+
+
+def _equivalents() -> list[dict]:
+    return json.loads(EQUIVALENT.read_text()) if EQUIVALENT.exists() else []
+
+
+def markdown(result: dict) -> str:
+    rows = [
+        "| module | killed | survived | equivalent | score | minutes |",
+        "|---|---|---|---|---|---|",
+    ]
+    for m in result["modules"]:
+        score = "n/a" if m["score"] is None else f"{100 * m['score']:.1f} %"
+        rows.append(
+            f"| {m['module']} | {m['killed']} | {m['survived']} | {m['equivalent']} | {score} | "
+            f"{m['seconds'] / 60:.1f} |"
+        )
+    survivors = [
+        f"- `{m['path']}:{s['line']}` {s['operator']}: `{s['code']}`"
+        for m in result["modules"]
+        for s in m["survivors"]
+    ]
+    total = result["total"]
+    return "\n".join(
+        [
+            f"# Mutation testing (cosmic-ray), commit {result['commit'][:12]}",
+            "",
+            f"`{result['command']}` on {result['host']}: {total['killed']} of "
+            f"{total['killed'] + total['survived']} non-equivalent mutants killed "
+            f"({100 * total['score']:.1f} %), {total['equivalent']} equivalent.",
+            "",
+            *rows,
+            "",
+            "## Surviving mutants",
+            "",
+            *(survivors or ["None."]),
+            "",
+        ]
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--modules", default=",".join(MODULES), help="comma-separated")
+    parser.add_argument("--name", default="mutation", help="results file name")
+    args = parser.parse_args(argv)
+    names = [n.strip() for n in args.modules.split(",")]
+    if unknown := [n for n in names if n not in MODULES]:
+        parser.error(f"unknown modules {unknown}; known: {', '.join(MODULES)}")
+    commit = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True
+    ).stdout.strip()
+    modules = []
+    with tempfile.TemporaryDirectory(prefix="aejax-mutation-") as tmp:
+        clone, work = Path(tmp) / "repo", Path(tmp)
+        subprocess.run(["git", "clone", "-q", str(REPO), str(clone)], check=True)
+        env = {
+            **os.environ,
+            "JAX_PLATFORMS": "cpu",
+            "PYTHONPATH": str(clone),  # scripts the tests start import the mutated clone
+            "XDG_CACHE_HOME": str(work / "cache"),  # mutants' programs stay out of yours
+        }
+        for name in names:
+            print(f"{name}: mutating {MODULES[name][0]}", file=sys.stderr, flush=True)
+            modules.append(mutate(name, clone, work, env))
+            print(f"{name}: {modules[-1]['survived']} survived", file=sys.stderr, flush=True)
+    killed = sum(m["killed"] for m in modules)
+    survived = sum(m["survived"] for m in modules)
+    result = {
+        "commit": commit,
+        "command": "python benchmarks/mutation.py " + " ".join(argv or sys.argv[1:]),
+        "host": _host(),
+        "total": {
+            "killed": killed,
+            "survived": survived,
+            "equivalent": sum(m["equivalent"] for m in modules),
+            "score": killed / (killed + survived) if killed + survived else None,
+        },
+        "modules": modules,
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"{args.name}.json").write_text(json.dumps(result, indent=2) + "\n")
+    (RESULTS / f"{args.name}.md").write_text(markdown(result))
+    print(json.dumps(result["total"]))
+
+
+def _host() -> str:
+    model = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        "unknown CPU",
+    )
+    return f"{os.cpu_count()} cores of {model}"
+
+
+if __name__ == "__main__":
+    main()
