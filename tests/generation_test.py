@@ -5,6 +5,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from jax.random import key
 
 from aejax.config import AugmentConfig, ModelConfig
 from aejax.data.datasets import subset, to_device
@@ -182,3 +185,20 @@ def test_the_generator_sees_only_the_labelled_subset(small_fashion, generator_pa
         for images in (clean, dirty)
     ]
     assert all(jax.tree.leaves(jax.tree.map(np.array_equal, *runs)))
+
+
+@settings(max_examples=40, deadline=None, derandomize=True)
+@given(
+    labels=st.lists(st.integers(0, 3), min_size=2, max_size=12),
+    padding=st.integers(0, 11),
+    seed=st.integers(0, 2**31),
+)
+def test_every_partner_is_a_real_example_of_the_same_class(labels, padding, seed):
+    labels = np.array(labels)
+    weights = (np.arange(len(labels)) < max(len(labels) - padding, 1)).astype(np.float32)
+    partners = np.asarray(
+        generation.same_class_partners(jnp.asarray(labels), jnp.asarray(weights), key(seed))
+    )
+    for i, j in enumerate(partners):
+        others = [k for k in range(len(labels)) if k != i and labels[k] == labels[i] and weights[k]]
+        assert (j in others) if others else j == i  # a real classmate, else itself
