@@ -97,5 +97,8 @@ def test_variant_flags_reach_the_saved_configs(tmp_path):
     assert objective == {"loss": "bce", "noise": "gaussian:0.4", "beta": 1.0}
     metrics = json.loads(fine.stdout)
     assert metrics["best_epoch"] in (1, 2) and metrics["num_val"] == 300
+    rows = (tmp_path / "finetune" / "metrics.jsonl").read_text().splitlines()
+    best = json.loads(rows[metrics["best_epoch"] - 1])  # what is reported is the best epoch's
+    assert all(metrics[k] == best[k] for k in ("test_accuracy", "val_accuracy", "train_loss"))
     bad = run_script("pretrain", *SMALL_RUN, "--workdir", str(tmp_path / "x"), "--noise", "salt")
     assert bad.returncode == 2 and "noise must be" in bad.stderr and "Traceback" not in bad.stderr
