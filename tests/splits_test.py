@@ -43,3 +43,31 @@ def test_hold_out_is_disjoint_deterministic_and_sized(small_fashion):
     with pytest.raises(UserError, match="validation split of 3000") as info:
         hold_out(small_fashion, 3000, seed=1)
     assert info.value.settings == ("val_split",)
+
+
+def test_a_budget_may_take_every_example_of_its_smallest_class(small_fashion):
+    labels = small_fashion.train_labels  # the smallest class has 186 examples
+    chosen = balanced_indices(labels, 1860, seed=0)
+    assert np.bincount(labels[chosen]).tolist() == [186] * 10
+    assert set(np.flatnonzero(labels == 4)) <= set(chosen)  # all of the smallest class
+    with pytest.raises(UserError, match="a budget of 1870 labels needs 187 examples of class"):
+        balanced_indices(labels, 1870, seed=0)
+
+
+@pytest.mark.parametrize("count, ok", [(0, False), (1, True), (1999, True), (2000, False)])
+def test_a_validation_split_takes_one_to_all_but_one_example(small_fashion, count, ok):
+    if ok:
+        rest, (_, val_labels) = hold_out(small_fashion, count, seed=1)
+        assert len(val_labels) == count and len(rest.train_labels) == 2000 - count
+        return
+    message = (
+        f"a validation split of {count} must be between 1 and 1999 (the training set has 2000)"
+    )
+    with pytest.raises(UserError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        hold_out(small_fashion, count, seed=1)
+
+
+def test_the_validation_draw_is_the_same_in_every_version(small_fashion):
+    # Pinned: runs, resumed runs and studies from earlier versions hold out the same examples.
+    _, (_, val_labels) = hold_out(small_fashion, 12, seed=1)
+    assert val_labels.tolist() == [5, 4, 9, 3, 5, 8, 2, 7, 4, 5, 1, 6]
