@@ -9,6 +9,7 @@ that cannot alter behaviour, with the reason), are written to
     pip install -e '.[mutation]'
     python benchmarks/mutation.py                              # every module: hours on 2 cores
     python benchmarks/mutation.py --modules splits,transplant  # a few
+    python benchmarks/mutation.py --modules splits --update    # again, keeping the others
 
 The operators are the one-line bugs people write: an arithmetic or comparison operator swapped
 for its neighbour, a number off by one, a condition negated or dropped, True/False, and/or,
@@ -147,14 +148,14 @@ def _equivalents() -> list[dict]:
 
 def markdown(result: dict) -> str:
     rows = [
-        "| module | killed | survived | equivalent | score | minutes |",
-        "|---|---|---|---|---|---|",
+        "| module | killed | survived | equivalent | score | minutes | commit |",
+        "|---|---|---|---|---|---|---|",
     ]
     for m in result["modules"]:
         score = "n/a" if m["score"] is None else f"{100 * m['score']:.1f} %"
         rows.append(
             f"| {m['module']} | {m['killed']} | {m['survived']} | {m['equivalent']} | {score} | "
-            f"{m['seconds'] / 60:.1f} |"
+            f"{m['seconds'] / 60:.1f} | {m['commit'][:12]} |"
         )
     survivors = [
         f"- `{m['path']}:{s['line']}` {s['operator']}: `{s['code']}`"
@@ -164,7 +165,7 @@ def markdown(result: dict) -> str:
     total = result["total"]
     return "\n".join(
         [
-            f"# Mutation testing (cosmic-ray), commit {result['commit'][:12]}",
+            "# Mutation testing (cosmic-ray)",
             "",
             f"`{result['command']}` on {result['host']}: {total['killed']} of "
             f"{total['killed'] + total['survived']} non-equivalent mutants killed "
@@ -184,6 +185,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--modules", default=",".join(MODULES), help="comma-separated")
     parser.add_argument("--name", default="mutation", help="results file name")
+    parser.add_argument(
+        "--update", action="store_true", help="keep the other modules' results in the file"
+    )
     args = parser.parse_args(argv)
     names = [n.strip() for n in args.modules.split(",")]
     if unknown := [n for n in names if n not in MODULES]:
@@ -203,26 +207,34 @@ def main(argv: list[str] | None = None) -> None:
         }
         for name in names:
             print(f"{name}: mutating {MODULES[name][0]}", file=sys.stderr, flush=True)
-            modules.append(mutate(name, clone, work, env))
+            modules.append({**mutate(name, clone, work, env), "commit": commit})
             print(f"{name}: {modules[-1]['survived']} survived", file=sys.stderr, flush=True)
-    killed = sum(m["killed"] for m in modules)
-    survived = sum(m["survived"] for m in modules)
+    path = RESULTS / f"{args.name}.json"
+    if args.update and path.exists():
+        old = json.loads(path.read_text())
+        kept = [{"commit": old["commit"], **m} for m in old["modules"] if m["module"] not in names]
+        modules = sorted(kept + modules, key=lambda m: list(MODULES).index(m["module"]))
     result = {
         "commit": commit,
         "command": "python benchmarks/mutation.py " + " ".join(argv or sys.argv[1:]),
         "host": _host(),
-        "total": {
-            "killed": killed,
-            "survived": survived,
-            "equivalent": sum(m["equivalent"] for m in modules),
-            "score": killed / (killed + survived) if killed + survived else None,
-        },
+        "total": _total(modules),
         "modules": modules,
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{args.name}.json").write_text(json.dumps(result, indent=2) + "\n")
     (RESULTS / f"{args.name}.md").write_text(markdown(result))
     print(json.dumps(result["total"]))
+
+
+def _total(modules: list[dict]) -> dict:
+    killed, survived = (sum(m[k] for m in modules) for k in ("killed", "survived"))
+    return {
+        "killed": killed,
+        "survived": survived,
+        "equivalent": sum(m["equivalent"] for m in modules),
+        "score": killed / (killed + survived) if killed + survived else None,
+    }
 
 
 def _host() -> str:
