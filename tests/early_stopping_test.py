@@ -23,6 +23,9 @@ def test_best_is_the_earliest_top_score_and_patience_counts_from_it():
     assert should_stop(history, patience=2)
     assert not should_stop(history, patience=None)
     assert best_epoch([{"epoch": 1, "train_loss": 1.0}]) is None
+    # Without an accuracy (an autoencoder), the best epoch is the one of least validation loss.
+    losses = [{"epoch": i + 1, "val_loss": v} for i, v in enumerate((0.5, 0.3, 0.4, 0.35))]
+    assert best_epoch(losses) == 2 and should_stop(losses, patience=2)
 
 
 def test_finetune_stops_early_and_restores_the_best_epoch(tmp_path, small_fashion):
