@@ -6,6 +6,7 @@ import numpy as np
 import optax
 
 from aejax.config import ModelConfig
+from aejax.contracts import Augmentation
 from aejax.data.datasets import Split
 from aejax.data.splits import balanced_indices
 from aejax.engine.train import create_state
@@ -82,3 +83,28 @@ def test_each_epoch_and_each_seed_draws_its_own_batches():
     assert not np.array_equal(per_epoch[0], per_epoch[1])  # and every seed
     again = np.asarray(run(states(), *train, keys, indices)[1]["loss"])
     np.testing.assert_array_equal(per_epoch, again)  # drawn from the keys alone
+
+
+def test_each_seed_generates_from_its_own_generator():
+    # An augmentation that appends one example holding its generator's value: each seed's mean
+    # "pixel" over a step's batch tells which generator it drew on.
+    def append_generated(images, labels, weights, key, generator):
+        made = jnp.full((1, images.shape[1]), generator[0], images.dtype)
+        return (
+            jnp.concatenate([images, made]),
+            jnp.concatenate([labels, labels[:1]]),
+            jnp.concatenate([weights, jnp.ones(1, weights.dtype)]),
+        )
+
+    def pixel_mean(params, images, labels, rng):
+        return {"loss": jnp.mean(images.astype(jnp.float32), axis=1) + 0.0 * params["w"][0]}
+
+    tx = optax.sgd(0.0)
+    states = multi_seed.make_states(None, {"w": jnp.zeros((2, 1))}, tx)
+    train = Split(jnp.zeros((20, 4), jnp.uint8), jnp.arange(20))
+    indices, keys = jnp.tile(jnp.arange(20), (2, 1)), multi_seed.seed_keys([0, 1], 1)
+    generators = jnp.array([[11], [220]], jnp.uint8)  # (seeds, 1): one generator per seed
+    augmentation = Augmentation(append_generated, generators)
+    run = multi_seed.compile_run(pixel_mean, states, train, keys, indices, 10, 1, augmentation)
+    per_epoch = np.asarray(run(states, *train, keys, indices)[1]["loss"])
+    np.testing.assert_allclose(per_epoch[:, 0], [11 / 11, 220 / 11], rtol=1e-6)
