@@ -108,7 +108,7 @@ def mutate(name: str, clone: Path, work: Path, env: dict) -> dict:
 def summarise(name: str, module: str, clone: Path, dump: str, seconds: float) -> dict:
     """Counts of a module's mutants by outcome, and each survivor not known to be equivalent."""
     lines = (clone / module).read_text().splitlines()
-    equivalent = {(e["module"], e["operator"], e["code"]): e["reason"] for e in _equivalents()}
+    equivalent = {(e["module"], e["code"], e["mutant"]): e["reason"] for e in _equivalents()}
     counts = {"killed": 0, "survived": 0, "equivalent": 0, "skipped": 0}
     survivors, equivalents = [], []
     for line in dump.splitlines():
@@ -119,16 +119,21 @@ def summarise(name: str, module: str, clone: Path, dump: str, seconds: float) ->
             counts["skipped"] += 1
             continue
         line_no = mutation["start_pos"][0]
-        operator = mutation["operator_name"].removeprefix("core/")
-        found = {"line": line_no, "operator": operator, "code": lines[line_no - 1].strip()}
+        found = {
+            "line": line_no,
+            "operator": mutation["operator_name"].removeprefix("core/"),
+            "code": lines[line_no - 1].strip(),
+            "mutant": _mutated_line(result.get("diff") or ""),
+        }
+        reason = equivalent.get((name, found["code"], found["mutant"]))
         if outcome == "killed":
             counts["killed"] += 1
-        elif (name, operator, found["code"]) in equivalent:
+        elif reason:
             counts["equivalent"] += 1
-            equivalents.append({**found, "reason": equivalent[(name, operator, found["code"])]})
+            equivalents.append({**found, "reason": reason})
         else:
             counts["survived"] += 1
-            survivors.append({**found, "diff": result.get("diff", "")})
+            survivors.append(found)
     tried = counts["killed"] + counts["survived"]
     score = counts["killed"] / tried if tried else None
     return {
@@ -140,6 +145,12 @@ def summarise(name: str, module: str, clone: Path, dump: str, seconds: float) ->
         "survivors": survivors,
         "equivalents": equivalents,
     }
+
+
+def _mutated_line(diff: str) -> str:
+    """The line as the mutant has it (the diff's added line), stripped."""
+    added = [x[1:] for x in diff.splitlines() if x.startswith("+") and not x.startswith("+++")]
+    return " ".join(x.strip() for x in added)
 
 
 def _equivalents() -> list[dict]:
@@ -158,7 +169,7 @@ def markdown(result: dict) -> str:
             f"{m['seconds'] / 60:.1f} | {m['commit'][:12]} |"
         )
     survivors = [
-        f"- `{m['path']}:{s['line']}` {s['operator']}: `{s['code']}`"
+        f"- `{m['path']}:{s['line']}` {s['operator']}: `{s['code']}` → `{s['mutant']}`"
         for m in result["modules"]
         for s in m["survivors"]
     ]
