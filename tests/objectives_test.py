@@ -43,10 +43,41 @@ def test_bce_is_finite_for_saturated_logits():
 
 
 def test_bce_objective_targets_pixels_in_unit_range(small_fashion):
+    # Logits that vary with the input (at logit 0 every target gives the same loss, log 2).
     images = jnp.asarray(small_fashion.train_images[:4])
-    metrics = reconstruction_metrics(lambda v, x: jnp.zeros_like(x), ObjectiveConfig(loss="bce"))
-    expected = bce_per_example(jnp.zeros((4, 784)), images.astype(jnp.float32) / 255.0)
+    metrics = reconstruction_metrics(lambda v, x: 3.0 * x, ObjectiveConfig(loss="bce"))
+    logits = 3.0 * normalize(images)
+    expected = bce_per_example(logits, images.astype(jnp.float32) / 255.0)
     np.testing.assert_allclose(metrics({}, images, None, None)["loss"], expected, rtol=1e-6)
+
+
+def test_the_vae_loss_alone_makes_a_variational_objective(small_fashion):
+    images = jnp.asarray(small_fashion.train_images[:4])
+    for loss in ("mse", "bce", "vae"):
+        objective = ObjectiveConfig(loss=loss)
+        assert objectives.is_variational(objective) == (loss == "vae")
+        model = make_autoencoder(
+            ModelConfig(hidden=8, latent=4), 784, objectives.uses_logits(objective), loss == "vae"
+        )
+        params = model.init(jax.random.key(0), jnp.zeros((1, 784)))["params"]
+        values = objectives.pretraining_metrics(model, objective)(params, images, None, None)
+        assert ("kl" in values) == (loss == "vae"), loss
+
+
+def test_reconstructions_of_a_logit_decoder_are_pixels_in_minus_one_one():
+    logits = jnp.array([[-50.0, 0.0, 50.0, np.log(3.0)]])
+    for loss in ("bce", "vae"):
+        pixels = reconstruct(lambda v, x: x, None, logits, ObjectiveConfig(loss=loss))
+        np.testing.assert_allclose(pixels, [[-1.0, 0.0, 1.0, 0.5]], atol=1e-6)  # 2σ(z) − 1
+    assert reconstruct(lambda v, x: x, None, logits, ObjectiveConfig()) is logits  # tanh: as is
+
+
+def test_the_reparameterised_code_has_the_posteriors_mean_and_spread():
+    mean, log_variance = jnp.full((20000, 2), 1.5), jnp.log(jnp.full((20000, 2), 0.25))
+    code = np.asarray(objectives.sample_code(mean, log_variance, jax.random.key(0)))
+    np.testing.assert_allclose(code.mean(axis=0), 1.5, atol=0.02)
+    np.testing.assert_allclose(code.std(axis=0), 0.5, rtol=0.03)
+    assert objectives.sample_code(mean, log_variance, None) is mean  # evaluation: the mean
 
 
 @pytest.mark.parametrize("noise", ["gaussian:0.5", "mask:0.3"])
