@@ -183,3 +183,16 @@ def test_the_recipe_is_the_reference_arithmetic_written_out_in_numpy():
     np.testing.assert_array_equal(got["accuracy"], np.argmax(logits, 1) == labels)
     weights = np.array([1, 1, 1, 0, 0])  # a padded batch: its mean is over the real examples
     np.testing.assert_allclose(masked_mean(got["loss"], weights), np.mean(got["loss"][:3]), 1e-6)
+
+
+def test_a_given_objective_is_recorded_by_name_and_a_built_one_as_not_given():
+    def l1(params, images, labels, rng):
+        return {"loss": jnp.abs(normalize(images)).mean(axis=-1)}
+
+    built = reconstruction_metrics(lambda v, x: x, ObjectiveConfig())
+    assert objectives.fingerprint(built, given=False) == {"given": False}
+    recorded = objectives.fingerprint(l1, given=True)
+    assert recorded == {"given": True, "name": f"{__name__}.{l1.__qualname__}"}
+    assert recorded["name"].endswith(
+        "test_a_given_objective_is_recorded_by_name_and_a_built_one_as_not_given.<locals>.l1"
+    )
