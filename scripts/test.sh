@@ -6,4 +6,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh --with-torch
-JAX_PLATFORMS=cpu exec .venv/bin/python -m pytest -q --numprocesses auto --dist loadfile "$@"
+JAX_PLATFORMS=cpu exec .venv/bin/python -m pytest -q --numprocesses auto --dist loadfile --durations=15 "$@"
