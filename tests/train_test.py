@@ -7,6 +7,7 @@ import pytest
 from flax.training.train_state import TrainState
 
 from aejax.config import ModelConfig, ObjectiveConfig
+from aejax.contracts import Augmentation
 from aejax.data.datasets import DeviceData, Split, normalize
 from aejax.engine.train import (
     compile_eval,
@@ -239,3 +240,27 @@ def test_the_batch_order_follows_the_epoch_key_and_only_it():
     first, again = order(jax.random.key(1)), order(jax.random.key(1))
     np.testing.assert_array_equal(first, again)  # a resumed epoch sees the same batches
     assert not np.array_equal(first, order(jax.random.key(2)))  # another epoch or seed: others
+
+
+def test_an_augmented_stage_trains_on_its_generated_examples_and_tests_without_them():
+    # An augmentation that appends each batch's first example with its generator's pixel value:
+    # the mean "pixel" of a step shows the generated example; the test metrics never do.
+    def append_generated(images, labels, weights, key, generator):
+        made = jnp.full((1, images.shape[1]), generator, images.dtype)
+        return (
+            jnp.concatenate([images, made]),
+            jnp.concatenate([labels, labels[:1]]),
+            jnp.concatenate([weights, jnp.ones(1, weights.dtype)]),
+        )
+
+    def pixel_mean(params, images, labels, rng):
+        return {"loss": jnp.mean(images.astype(jnp.float32), axis=1) + 0.0 * params["w"]}
+
+    state = TrainState.create(apply_fn=None, params={"w": jnp.zeros(())}, tx=optax.sgd(0.0))
+    zeros = Split(jnp.zeros((20, 4), jnp.uint8), jnp.arange(20))
+    data = DeviceData(train=zeros, test=zeros)
+    augmentation = Augmentation(append_generated, jnp.uint8(110))
+    compiled = compile_stage(pixel_mean, state, data, 10, jax.random.key(0), None, augmentation)
+    _, record, losses = run_epoch(compiled, state, data, jax.random.key(1), 1)
+    np.testing.assert_allclose(losses, [110 / 11, 110 / 11], rtol=1e-6)
+    assert record.test["loss"] == 0.0  # tests see the real examples alone
