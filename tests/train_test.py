@@ -181,6 +181,7 @@ def test_masked_mean_ignores_padding():
     values, mask = jnp.array([1.0, 3.0, 100.0]), jnp.array([1.0, 1.0, 0.0])
     assert float(masked_mean(values, mask)) == 2.0
     assert float(masked_mean(values, jnp.zeros(3))) == 0.0  # an all-padding batch adds nothing
+    assert float(masked_mean(values, jnp.array([0.0, 1.0, 0.0]))) == 3.0  # one real example
 
 
 def test_steady_state_leaves_out_the_first_epoch():
@@ -264,3 +265,17 @@ def test_an_augmented_stage_trains_on_its_generated_examples_and_tests_without_t
     _, record, losses = run_epoch(compiled, state, data, jax.random.key(1), 1)
     np.testing.assert_allclose(losses, [110 / 11, 110 / 11], rtol=1e-6)
     assert record.test["loss"] == 0.0  # tests see the real examples alone
+
+
+def test_a_test_metric_that_is_nan_while_training_is_finite_stops_the_run(small_fashion):
+    model, state = _classifier_state()
+    data = _device_data(small_fashion, 300, 100)
+    classify = classification_metrics(model.apply)
+
+    def nan_when_testing(params, images, labels, rng):  # evaluation passes no rng
+        values = classify(params, images, labels, rng)
+        return values if rng is not None else {**values, "loss": values["loss"] * jnp.nan}
+
+    compiled = compile_stage(nan_when_testing, state, data, 100, jax.random.key(0))
+    with pytest.raises(TrainingDivergedError, match="became NaN/Inf in epoch 2"):
+        run_epoch(compiled, state, data, jax.random.key(0), 2)
