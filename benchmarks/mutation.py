@@ -19,6 +19,7 @@ break/continue, a loop that never runs, an exception handler that catches nothin
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import os
 import subprocess
@@ -159,14 +160,14 @@ def _equivalents() -> list[dict]:
 
 def markdown(result: dict) -> str:
     rows = [
-        "| module | killed | survived | equivalent | score | minutes | commit |",
-        "|---|---|---|---|---|---|---|",
+        "| module | killed | survived | equivalent | score | minutes | commit | host |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for m in result["modules"]:
         score = "n/a" if m["score"] is None else f"{100 * m['score']:.1f} %"
         rows.append(
             f"| {m['module']} | {m['killed']} | {m['survived']} | {m['equivalent']} | {score} | "
-            f"{m['seconds'] / 60:.1f} | {m['commit'][:12]} |"
+            f"{m['seconds'] / 60:.1f} | {m['commit'][:12]} | {m['host']} |"
         )
     survivors = [
         f"- `{m['path']}:{s['line']}` {s['operator']}: `{s['code']}` → `{s['mutant']}`"
@@ -178,9 +179,9 @@ def markdown(result: dict) -> str:
         [
             "# Mutation testing (cosmic-ray)",
             "",
-            f"`{result['command']}` on {result['host']}: {total['killed']} of "
-            f"{total['killed'] + total['survived']} non-equivalent mutants killed "
-            f"({100 * total['score']:.1f} %), {total['equivalent']} equivalent.",
+            f"All modules: {total['killed']} of {total['killed'] + total['survived']} "
+            f"non-equivalent mutants killed ({100 * total['score']:.1f} %), "
+            f"{total['equivalent']} equivalent. Last run: `{result['command']}`.",
             "",
             *rows,
             "",
@@ -199,14 +200,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--update", action="store_true", help="keep the other modules' results in the file"
     )
+    parser.add_argument(
+        "--reclassify",
+        action="store_true",
+        help="run nothing: move survivors since recorded as equivalent out of the results",
+    )
     args = parser.parse_args(argv)
+    if args.reclassify:
+        print(json.dumps(reclassify(args.name)))
+        return
     names = [n.strip() for n in args.modules.split(",")]
     if unknown := [n for n in names if n not in MODULES]:
         parser.error(f"unknown modules {unknown}; known: {', '.join(MODULES)}")
     commit = subprocess.run(
         ["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True
     ).stdout.strip()
-    modules = []
     with tempfile.TemporaryDirectory(prefix="aejax-mutation-") as tmp:
         clone, work = Path(tmp) / "repo", Path(tmp)
         subprocess.run(["git", "clone", "-q", str(REPO), str(clone)], check=True)
@@ -216,26 +224,57 @@ def main(argv: list[str] | None = None) -> None:
             "PYTHONPATH": str(clone),  # scripts the tests start import the mutated clone
             "XDG_CACHE_HOME": str(work / "cache"),  # mutants' programs stay out of yours
         }
+        first = True
         for name in names:
             print(f"{name}: mutating {MODULES[name][0]}", file=sys.stderr, flush=True)
-            modules.append({**mutate(name, clone, work, env), "commit": commit})
-            print(f"{name}: {modules[-1]['survived']} survived", file=sys.stderr, flush=True)
-    path = RESULTS / f"{args.name}.json"
-    if args.update and path.exists():
-        old = json.loads(path.read_text())
-        kept = [{"commit": old["commit"], **m} for m in old["modules"] if m["module"] not in names]
-        modules = sorted(kept + modules, key=lambda m: list(MODULES).index(m["module"]))
-    result = {
-        "commit": commit,
-        "command": "python benchmarks/mutation.py " + " ".join(argv or sys.argv[1:]),
-        "host": _host(),
-        "total": _total(modules),
-        "modules": modules,
-    }
+            found = {**mutate(name, clone, work, env), "commit": commit, "host": _host()}
+            # Each module is written as soon as it is done: a run cut short keeps what it finished.
+            total = record(found, args.name, keep=args.update or not first, argv=argv)
+            first = False
+            print(f"{name}: {found['survived']} survived", file=sys.stderr, flush=True)
+    print(json.dumps(total))
+
+
+def record(module: dict, name: str, keep: bool, argv: list[str] | None) -> dict:
+    """Merge one module's result into `<name>.{json,md}` (under a lock: runs may go in parallel)."""
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"{args.name}.json").write_text(json.dumps(result, indent=2) + "\n")
-    (RESULTS / f"{args.name}.md").write_text(markdown(result))
-    print(json.dumps(result["total"]))
+    path = RESULTS / f"{name}.json"
+    with open(RESULTS / f".{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        old = json.loads(path.read_text()) if keep and path.exists() else {"modules": []}
+        kept = [m for m in old["modules"] if m["module"] != module["module"]]
+        modules = sorted(kept + [module], key=lambda m: list(MODULES).index(m["module"]))
+        result = {
+            "command": "python benchmarks/mutation.py " + " ".join(argv or sys.argv[1:]),
+            "total": _total(modules),
+            "modules": modules,
+        }
+        path.write_text(json.dumps(result, indent=2) + "\n")
+        (RESULTS / f"{name}.md").write_text(markdown(result))
+    return result["total"]
+
+
+def reclassify(name: str) -> dict:
+    """Apply `mutation_equivalent.json` to the survivors already in `<name>.json`."""
+    path = RESULTS / f"{name}.json"
+    result = json.loads(path.read_text())
+    equivalent = {(e["module"], e["code"], e["mutant"]): e["reason"] for e in _equivalents()}
+    for m in result["modules"]:
+        still = []
+        for s in m["survivors"]:
+            reason = equivalent.get((m["module"], s["code"], s["mutant"]))
+            if reason:
+                m["equivalents"].append({**s, "reason": reason})
+            else:
+                still.append(s)
+        m["survived"], m["survivors"] = len(still), still
+        m["equivalent"] = len(m["equivalents"])
+        tried = m["killed"] + m["survived"]
+        m["score"] = m["killed"] / tried if tried else None
+    result["total"] = _total(result["modules"])
+    path.write_text(json.dumps(result, indent=2) + "\n")
+    (RESULTS / f"{name}.md").write_text(markdown(result))
+    return result["total"]
 
 
 def _total(modules: list[dict]) -> dict:
