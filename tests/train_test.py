@@ -1,3 +1,5 @@
+import time
+
 import chex
 import jax
 import jax.numpy as jnp
@@ -9,6 +11,7 @@ from flax.training.train_state import TrainState
 from aejax.config import ModelConfig, ObjectiveConfig
 from aejax.contracts import Augmentation
 from aejax.data.datasets import DeviceData, Split, normalize
+from aejax.engine import compile_cache
 from aejax.engine.train import (
     compile_eval,
     compile_stage,
@@ -26,6 +29,7 @@ from aejax.model.models import make_autoencoder, make_classifier
 from aejax.model.objectives import classification_metrics, reconstruction_metrics
 
 SMALL = ModelConfig(hidden=32, latent=16)
+KEY0 = jax.random.key(0)
 
 
 def _classifier_state(lr=1e-3, seed=0):
@@ -279,3 +283,34 @@ def test_a_test_metric_that_is_nan_while_training_is_finite_stops_the_run(small_
     compiled = compile_stage(nan_when_testing, state, data, 100, jax.random.key(0))
     with pytest.raises(TrainingDivergedError, match="became NaN/Inf in epoch 2"):
         run_epoch(compiled, state, data, jax.random.key(0), 2)
+
+
+def test_an_epoch_record_times_training_and_testing_apart_and_reports_no_count(small_fashion):
+    model, state = _classifier_state()
+    data = _device_data(small_fashion, 300, 100)
+    compiled = compile_stage(classification_metrics(model.apply), state, data, 100, key := KEY0)
+    start = time.perf_counter()
+    _, record, _ = run_epoch(compiled, state, data, key, 1)
+    wall = time.perf_counter() - start
+    assert record.seconds > 0 and record.eval_seconds > 0
+    assert record.seconds + record.eval_seconds <= wall
+    row = record.as_dict()
+    assert set(row) == {
+        "epoch", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "seconds", "eval_s"
+    }  # fmt: skip
+    assert row["test_accuracy"] == record.test["accuracy"] and row["eval_s"] == record.eval_seconds
+
+
+def test_a_stage_compiled_again_with_programs_kept_loads_them_instead(
+    small_fashion, tmp_path, monkeypatch
+):
+    model, state = _classifier_state()
+    data = _device_data(small_fashion, 300, 100)
+    monkeypatch.setattr(compile_cache, "_kept_dir", tmp_path)  # the epoch and test programs
+    metrics_fn = classification_metrics(model.apply)
+    with compile_cache.count_compiles() as first:
+        compile_stage(metrics_fn, state, data, 100, KEY0)
+    with compile_cache.count_compiles() as again:
+        compile_stage(metrics_fn, state, data, 100, KEY0)
+    assert first.compiled == 2 and len(list(tmp_path.glob("*.executable"))) == 2
+    assert again.requests == 2 and again.compiled == 0
