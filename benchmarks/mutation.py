@@ -10,6 +10,7 @@ that cannot alter behaviour, with the reason), are written to
     python benchmarks/mutation.py                              # every module: hours on 2 cores
     python benchmarks/mutation.py --modules splits,transplant  # a few
     python benchmarks/mutation.py --modules splits --update    # again, keeping the others
+    python benchmarks/mutation.py --modules splits --update --recheck  # only its survivors
 
 The operators are the one-line bugs people write: an arithmetic or comparison operator swapped
 for its neighbour, a number off by one, a condition negated or dropped, True/False, and/or,
@@ -22,6 +23,8 @@ import argparse
 import fcntl
 import json
 import os
+import shutil
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -31,6 +34,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
 EQUIVALENT = REPO / "benchmarks" / "mutation_equivalent.json"
+# Each module's last cosmic-ray session and the source it mutated, for --recheck.
+SESSIONS = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "aejax-mutation"
 FAST = "-x -q -p no:cacheprovider -n 0"
 
 # Each module and the fast test files that should notice its bugs.
@@ -85,8 +90,9 @@ def tool(*args: str, cwd: Path, env: dict) -> subprocess.CompletedProcess:
     return found
 
 
-def mutate(name: str, clone: Path, work: Path, env: dict) -> dict:
-    """Run one module's mutants; its counts and its surviving mutants."""
+def mutate(name: str, clone: Path, work: Path, env: dict, recheck: bool = False) -> dict:
+    """Run one module's mutants (with `recheck`, only those that survived its last run); its
+    counts and its surviving mutants. The session is kept for a later recheck."""
     module, tests = MODULES[name]
     started = time.perf_counter()
     baseline = subprocess.run(
@@ -98,12 +104,31 @@ def mutate(name: str, clone: Path, work: Path, env: dict) -> dict:
     config, session = work / f"{name}.toml", work / f"{name}.sqlite"
     config.write_text(config_toml(module, tests, timeout=3 * baseline_s + 60))
     bin_dir = Path(sys.executable).parent
-    tool(str(bin_dir / "cosmic-ray"), "init", str(config), str(session), cwd=clone, env=env)
-    tool(str(bin_dir / "cr-filter-operators"), str(session), str(config), cwd=clone, env=env)
-    tool(str(bin_dir / "cr-filter-pragma"), str(session), cwd=clone, env=env)
+    if recheck:
+        _reopen(name, clone / module, session)
+    else:
+        tool(str(bin_dir / "cosmic-ray"), "init", str(config), str(session), cwd=clone, env=env)
+        tool(str(bin_dir / "cr-filter-operators"), str(session), str(config), cwd=clone, env=env)
+        tool(str(bin_dir / "cr-filter-pragma"), str(session), cwd=clone, env=env)
     tool(str(bin_dir / "cosmic-ray"), "exec", str(config), str(session), cwd=clone, env=env)
+    SESSIONS.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(session, SESSIONS / f"{name}.sqlite")
+    shutil.copyfile(clone / module, SESSIONS / f"{name}.py")
     dumped = tool(str(bin_dir / "cosmic-ray"), "dump", str(session), cwd=clone, env=env)
     return summarise(name, module, clone, dumped.stdout, time.perf_counter() - started)
+
+
+def _reopen(name: str, source: Path, session: Path) -> None:
+    """`session` as the module's kept one, with its survivors' results cleared so that
+    `cosmic-ray exec` runs them again (against the tests as they are now)."""
+    kept, mutated = SESSIONS / f"{name}.sqlite", SESSIONS / f"{name}.py"
+    if not kept.exists():
+        raise SystemExit(f"error: no kept session for {name}; run it without --recheck first")
+    if not mutated.exists() or mutated.read_bytes() != source.read_bytes():
+        raise SystemExit(f"error: {MODULES[name][0]} changed since its mutants were made; run it")
+    shutil.copyfile(kept, session)
+    with sqlite3.connect(session) as db:
+        db.execute("DELETE FROM work_results WHERE test_outcome = 'SURVIVED'")
 
 
 def summarise(name: str, module: str, clone: Path, dump: str, seconds: float) -> dict:
@@ -205,6 +230,11 @@ def main(argv: list[str] | None = None) -> None:
         action="store_true",
         help="run nothing: move survivors since recorded as equivalent out of the results",
     )
+    parser.add_argument(
+        "--recheck",
+        action="store_true",
+        help="run only the mutants that survived each module's last run (its module unchanged)",
+    )
     args = parser.parse_args(argv)
     if args.reclassify:
         print(json.dumps(reclassify(args.name)))
@@ -227,7 +257,10 @@ def main(argv: list[str] | None = None) -> None:
         first = True
         for name in names:
             print(f"{name}: mutating {MODULES[name][0]}", file=sys.stderr, flush=True)
-            found = {**mutate(name, clone, work, env), "commit": commit, "host": _host()}
+            found = {**mutate(name, clone, work, env, args.recheck), "commit": commit}
+            found["host"] = _host()
+            if args.recheck:  # the time is the first run's and the recheck's together
+                found["seconds"] += _previous(args.name, name).get("seconds", 0)
             # Each module is written as soon as it is done: a run cut short keeps what it finished.
             total = record(found, args.name, keep=args.update or not first, argv=argv)
             first = False
@@ -252,6 +285,13 @@ def record(module: dict, name: str, keep: bool, argv: list[str] | None) -> dict:
         path.write_text(json.dumps(result, indent=2) + "\n")
         (RESULTS / f"{name}.md").write_text(markdown(result))
     return result["total"]
+
+
+def _previous(results: str, name: str) -> dict:
+    """Module `name`'s entry in `<results>.json`, or {}."""
+    path = RESULTS / f"{results}.json"
+    modules = json.loads(path.read_text())["modules"] if path.exists() else []
+    return next((m for m in modules if m["module"] == name), {})
 
 
 def reclassify(name: str) -> dict:
