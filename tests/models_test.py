@@ -11,7 +11,14 @@ from aejax.config import ModelConfig
 from aejax.engine.train import create_state, make_epoch_fn
 from aejax.errors import UserError
 from aejax.model.layers import StridedConv
-from aejax.model.models import ENCODER, make_autoencoder, make_classifier
+from aejax.model.models import (
+    ENCODER,
+    Autoencoder,
+    Classifier,
+    Decoder,
+    make_autoencoder,
+    make_classifier,
+)
 from aejax.model.objectives import classification_metrics
 from support import SUBSET_DIR, run_script_here, subset_data_config
 
@@ -205,3 +212,28 @@ def test_a_conv_pipeline_trains_from_the_command_line_and_evaluates(tmp_path):
     evaluated = run_script_here("evaluate", str(tmp_path / "finetune"))
     assert evaluated.returncode == 0, evaluated.stderr
     assert json.loads(evaluated.stdout)["accuracy"] == record["finetune"]["test_accuracy"]
+
+
+def test_the_modules_built_directly_are_the_tutorials_by_default():
+    x = jnp.zeros((2, 784))
+    autoencoder, classifier = Autoencoder(), Classifier()
+    reconstruction = autoencoder.apply({"params": _init(autoencoder)}, x)
+    code = autoencoder.apply({"params": _init(autoencoder)}, x, method="encode")
+    assert reconstruction.shape == (2, 784) and code.shape == (2, 64)
+    assert classifier.apply({"params": _init(classifier)}, x).shape == (2, 10)
+    decoder = Decoder()
+    assert decoder.apply({"params": _init(decoder, features=64)}, code).shape == (2, 784)
+
+
+def test_torch_init_of_each_conv_is_uniform_within_one_over_sqrt_nine_input_channels():
+    config = ModelConfig(hidden=128, latent=16, arch="conv")
+    params = _init(make_autoencoder(config, 784))
+    layers = {  # kernel, and its fan-in: 3 x 3 x the input channels
+        "encoder conv0": (params[ENCODER]["conv0"]["kernel"], 9 * 1),
+        "encoder conv1": (params[ENCODER]["conv1"]["kernel"], 9 * 16),
+        "decoder up": (params["decoder"]["up"]["kernel"], 9 * 32),
+        "decoder output": (params["decoder"]["output"]["kernel"], 9 * 16),
+    }
+    for name, (kernel, fan_in) in layers.items():
+        bound, largest = 1 / np.sqrt(fan_in), float(jnp.max(jnp.abs(kernel)))
+        assert 0.96 * bound < largest <= bound, name  # uniform fills (-b, b)
