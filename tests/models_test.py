@@ -15,7 +15,10 @@ from aejax.model.models import (
     ENCODER,
     Autoencoder,
     Classifier,
+    ConvDecoder,
+    ConvEncoder,
     Decoder,
+    Encoder,
     make_autoencoder,
     make_classifier,
 )
@@ -221,14 +224,27 @@ def test_the_modules_built_directly_are_the_tutorials_by_default():
     code = autoencoder.apply({"params": _init(autoencoder)}, x, method="encode")
     assert reconstruction.shape == (2, 784) and code.shape == (2, 64)
     assert classifier.apply({"params": _init(classifier)}, x).shape == (2, 10)
-    decoder = Decoder()
+    decoder, encoder = Decoder(), Encoder()
     assert decoder.apply({"params": _init(decoder, features=64)}, code).shape == (2, 784)
+    assert encoder.apply({"params": _init(encoder)}, x).shape == (2, 64)
+    tutorial = {"hidden": (784, 128), "latent": (128, 64)}  # the encoder's kernels
+    for model in (autoencoder, classifier):
+        kernels = {k: v["kernel"].shape for k, v in _init(model)[ENCODER].items()}
+        assert kernels == tutorial, type(model).__name__
+    assert _init(decoder, features=64)["hidden"]["kernel"].shape == (64, 128)
+    conv_encoder, conv_decoder = ConvEncoder(), ConvDecoder()
+    conv_params = _init(conv_encoder)
+    assert conv_encoder.apply({"params": conv_params}, x).shape == (2, 64)
+    assert conv_params["conv1"]["kernel"].shape == (3, 3, 128 // 8, 128 // 4)
+    conv_decoded = conv_decoder.apply({"params": _init(conv_decoder, features=64)}, code)
+    assert conv_decoded.shape == (2, 784)
 
 
 def test_torch_init_of_each_conv_is_uniform_within_one_over_sqrt_nine_input_channels():
     config = ModelConfig(hidden=128, latent=16, arch="conv")
     params = _init(make_autoencoder(config, 784))
-    layers = {  # kernel, and its fan-in: 3 x 3 x the input channels
+    layers = {  # kernel, and its fan-in: 3 x 3 x the input channels (a dense layer: its inputs)
+        "decoder expand": (params["decoder"]["expand"]["kernel"], 16),
         "encoder conv0": (params[ENCODER]["conv0"]["kernel"], 9 * 1),
         "encoder conv1": (params[ENCODER]["conv1"]["kernel"], 9 * 16),
         "decoder up": (params["decoder"]["up"]["kernel"], 9 * 32),
