@@ -227,6 +227,7 @@ def test_the_modules_built_directly_are_the_tutorials_by_default():
     decoder, encoder = Decoder(), Encoder()
     assert decoder.apply({"params": _init(decoder, features=64)}, code).shape == (2, 784)
     assert encoder.apply({"params": _init(encoder)}, x).shape == (2, 64)
+    assert set(_init(autoencoder)) == {ENCODER, "decoder"}  # no variance head: not a VAE
     tutorial = {"hidden": (784, 128), "latent": (128, 64)}  # the encoder's kernels
     for model in (autoencoder, classifier):
         kernels = {k: v["kernel"].shape for k, v in _init(model)[ENCODER].items()}
