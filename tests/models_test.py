@@ -246,6 +246,7 @@ def test_torch_init_of_each_conv_is_uniform_within_one_over_sqrt_nine_input_chan
     params = _init(make_autoencoder(config, 784))
     layers = {  # kernel, and its fan-in: 3 x 3 x the input channels (a dense layer: its inputs)
         "decoder expand": (params["decoder"]["expand"]["kernel"], 16),
+        "encoder latent": (params[ENCODER]["latent"]["kernel"], 7 * 7 * 32),
         "encoder conv0": (params[ENCODER]["conv0"]["kernel"], 9 * 1),
         "encoder conv1": (params[ENCODER]["conv1"]["kernel"], 9 * 16),
         "decoder up": (params["decoder"]["up"]["kernel"], 9 * 32),
