@@ -11,7 +11,7 @@ from aejax.data import download
 from aejax.data.datasets import DeviceData, Split, load_dataset, normalize, to_device
 from aejax.data.idx import read_idx
 from aejax.errors import DataError
-from support import SUBSET_SIZES, subset_data_config, write_idx, write_idx_dataset
+from support import SUBSET_DIR, SUBSET_SIZES, subset_data_config, write_idx, write_idx_dataset
 
 
 @pytest.mark.parametrize("gz", [False, True])
@@ -154,3 +154,117 @@ def test_auto_reports_broken_local_files_instead_of_trying_tfds(tmp_path, monkey
     monkeypatch.setattr(data_lib, "load_tfds", lambda *a: pytest.fail("tfds must not be tried"))
     with pytest.raises(DataError, match="truncated or corrupt"):
         load_dataset(DataConfig(source="auto", data_dir=str(tmp_path)))
+
+
+def _npz(path, **arrays):
+    np.savez(path, **arrays)
+    return path
+
+
+def _keras_arrays(n_train=6, n_test=4):
+    rng = np.random.default_rng(0)
+    return {
+        "x_train": rng.integers(0, 256, (n_train, 28, 28), dtype=np.uint8),
+        "y_train": np.arange(n_train) % 10,
+        "x_test": rng.integers(0, 256, (n_test, 28, 28), dtype=np.uint8),
+        "y_test": np.arange(n_test) % 10,
+    }
+
+
+def test_an_npz_in_keras_layout_loads_its_four_arrays(tmp_path):
+    arrays = _keras_arrays()
+    data = load_dataset(DataConfig(dataset=f"npz:{_npz(tmp_path / 'mine.npz', **arrays)}"))
+    np.testing.assert_array_equal(data.train_images, arrays["x_train"].reshape(6, 784))
+    np.testing.assert_array_equal(data.test_labels, arrays["y_test"])
+    assert data.name == "mine" and data.source.startswith("npz:") and data.num_classes == 6
+
+
+def test_an_npz_that_is_missing_arrays_or_unreadable_is_one_error(tmp_path):
+    partial = {k: v for k, v in _keras_arrays().items() if k != "y_test"}
+    with pytest.raises(DataError, match="has no y_test; an npz dataset holds"):
+        data_lib.load_npz(_npz(tmp_path / "partial.npz", **partial))
+    with pytest.raises(DataError, match="cannot read .* as an .npz file"):
+        data_lib.load_npz(tmp_path / "absent.npz")
+    pickled = {**_keras_arrays(), "x_train": np.array([object()] * 6)}  # code, not data
+    with pytest.raises(DataError, match="cannot read .* as an .npz file"):
+        data_lib.load_npz(_npz(tmp_path / "pickled.npz", **pickled))
+
+
+def test_the_number_of_classes_is_one_past_the_largest_label(small_fashion):
+    assert small_fashion.num_classes == 10
+
+
+def _one_example_each(small_fashion, n_train=1, n_test=1):
+    return data_lib.Dataset(
+        "fashion_mnist", "idx", small_fashion.train_images[:n_train],
+        small_fashion.train_labels[:n_train], small_fashion.test_images[:n_test],
+        small_fashion.test_labels[:n_test],
+    )  # fmt: skip
+
+
+def test_an_empty_split_is_refused_and_one_example_each_is_taken(small_fashion, monkeypatch):
+    def loading(n_train, n_test):
+        monkeypatch.setattr(
+            data_lib, "load_idx", lambda *a: _one_example_each(small_fashion, n_train, n_test)
+        )
+        return load_dataset(DataConfig(dataset="fashion_mnist", source="idx"))
+
+    for n_train, n_test in [(0, 1), (1, 0)]:
+        with pytest.raises(DataError, match="a split is empty"):
+            loading(n_train, n_test)
+    data = loading(1, 1)
+    assert (len(data.train_labels), len(data.test_labels)) == (1, 1)
+
+
+def test_a_download_lands_under_the_data_dir_checked_against_the_checksums_given(
+    small_fashion, tmp_path, monkeypatch
+):
+    fetched = []
+
+    def fetch(folder, urls, expected):
+        fetched.append((folder, expected))
+        return SUBSET_DIR
+
+    monkeypatch.setattr(download, "fetch_archives", fetch)
+    config = DataConfig(dataset="fashion_mnist", source="download", data_dir=str(tmp_path))
+    mine = {"train-images-idx3-ubyte.gz": "0" * 64}
+    data_lib.load_download(config, checksums=mine)
+    data_lib.load_download(config)
+    assert fetched[0] == (tmp_path / "FashionMNIST" / "raw", mine)
+    assert fetched[1][1] == download.registered_checksums("fashion_mnist")
+
+
+class _TfdsNotPrepared:
+    """`tfds.data_source` for a dataset not prepared here: records how it was asked."""
+
+    def __init__(self):
+        self.downloads = []
+
+    def __call__(self, dataset, split, data_dir, download):
+        self.downloads.append(download)
+        raise FileNotFoundError(f"{dataset} is not prepared")
+
+
+@pytest.mark.parametrize("allow, answering, why", [
+    (False, True, "downloads are off"), (True, False, "there is no network"),
+])  # fmt: skip
+def test_tfds_only_reads_what_is_prepared_unless_it_may_download(
+    monkeypatch, allow, answering, why
+):
+    source = _TfdsNotPrepared()
+    monkeypatch.setattr(tfds, "data_source", source)
+    monkeypatch.setattr(download, "answering", lambda *a, **k: answering)
+    with pytest.raises(DataError, match=f"not prepared in the tfds data dir and {why}"):
+        data_lib.load_tfds("mnist", None, allow_download=allow)
+    assert source.downloads == [False]
+
+
+def test_no_download_reaches_the_tfds_source(monkeypatch):
+    asked = []
+    monkeypatch.setattr(
+        data_lib, "load_tfds", lambda *a, allow_download: asked.append(allow_download) or 1 / 0
+    )
+    for no_download in (True, False):
+        with pytest.raises(ZeroDivisionError):
+            load_dataset(DataConfig(dataset="mnist", source="tfds", no_download=no_download))
+    assert asked == [False, True]
