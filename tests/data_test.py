@@ -235,14 +235,17 @@ def test_a_download_lands_under_the_data_dir_checked_against_the_checksums_given
 
 
 class _TfdsNotPrepared:
-    """`tfds.data_source` for a dataset not prepared here: records how it was asked."""
+    """`tfds.data_source` for a dataset not prepared here, which a download would prepare:
+    records how it was asked."""
 
     def __init__(self):
         self.downloads = []
 
     def __call__(self, dataset, split, data_dir, download):
         self.downloads.append(download)
-        raise FileNotFoundError(f"{dataset} is not prepared")
+        if not download:
+            raise FileNotFoundError(f"{dataset} is not prepared")
+        return [{"image": np.full((28, 28, 1), 7, np.uint8), "label": 3}] * 2
 
 
 @pytest.mark.parametrize("allow, answering, why", [
@@ -251,12 +254,22 @@ class _TfdsNotPrepared:
 def test_tfds_only_reads_what_is_prepared_unless_it_may_download(
     monkeypatch, allow, answering, why
 ):
-    source = _TfdsNotPrepared()
+    source, probed = _TfdsNotPrepared(), []
     monkeypatch.setattr(tfds, "data_source", source)
-    monkeypatch.setattr(download, "answering", lambda *a, **k: answering)
+    monkeypatch.setattr(download, "answering", lambda urls: probed.append(urls) or answering)
     with pytest.raises(DataError, match=f"not prepared in the tfds data dir and {why}"):
         data_lib.load_tfds("mnist", None, allow_download=allow)
     assert source.downloads == [False]
+    assert probed == ([download.MIRRORS["mnist"][:1]] if allow else [])  # tfds's own host
+
+
+def test_tfds_downloads_what_is_not_prepared_when_it_may_and_its_host_answers(monkeypatch):
+    source = _TfdsNotPrepared()
+    monkeypatch.setattr(tfds, "data_source", source)
+    monkeypatch.setattr(download, "answering", lambda urls: urls)
+    data = data_lib.load_tfds("mnist", None, allow_download=True)
+    assert source.downloads == [False, True, False, True]  # each split: read, then download
+    assert data.train_images.shape == (2, 784) and data.test_labels.tolist() == [3, 3]
 
 
 def test_no_download_reaches_the_tfds_source(monkeypatch):
