@@ -255,3 +255,13 @@ def test_torch_init_of_each_conv_is_uniform_within_one_over_sqrt_nine_input_chan
     for name, (kernel, fan_in) in layers.items():
         bound, largest = 1 / np.sqrt(fan_in), float(jnp.max(jnp.abs(kernel)))
         assert 0.96 * bound < largest <= bound, name  # uniform fills (-b, b)
+
+
+def test_calling_a_vae_decodes_its_posterior_mean():
+    vae = make_autoencoder(ModelConfig(hidden=32, latent=8), 784, variational=True)
+    params = _init(vae)
+    x = jax.random.uniform(jax.random.key(3), (4, 784), minval=-1.0, maxval=1.0)
+    mean, log_variance = vae.apply({"params": params}, x, method="posterior")
+    assert not np.allclose(mean, log_variance)
+    decoded = vae.apply({"params": params}, mean, method="decode")
+    np.testing.assert_allclose(vae.apply({"params": params}, x), decoded, rtol=1e-6)
