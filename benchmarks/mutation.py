@@ -119,16 +119,24 @@ def mutate(name: str, clone: Path, work: Path, env: dict, recheck: bool = False)
 
 
 def _reopen(name: str, source: Path, session: Path) -> None:
-    """`session` as the module's kept one, with its survivors' results cleared so that
-    `cosmic-ray exec` runs them again (against the tests as they are now)."""
+    """`session` as the module's kept one, with the results of its survivors not known to be
+    equivalent cleared, so that `cosmic-ray exec` runs them again (against today's tests)."""
     kept, mutated = SESSIONS / f"{name}.sqlite", SESSIONS / f"{name}.py"
     if not kept.exists():
         raise SystemExit(f"error: no kept session for {name}; run it without --recheck first")
     if not mutated.exists() or mutated.read_bytes() != source.read_bytes():
         raise SystemExit(f"error: {MODULES[name][0]} changed since its mutants were made; run it")
     shutil.copyfile(kept, session)
+    lines = source.read_text().splitlines()
+    equivalent = {(e["module"], e["code"], e["mutant"]) for e in _equivalents()}
     with sqlite3.connect(session) as db:
-        db.execute("DELETE FROM work_results WHERE test_outcome = 'SURVIVED'")
+        survivors = db.execute(
+            "SELECT r.job_id, s.start_pos_row, r.diff FROM work_results r JOIN mutation_specs s"
+            " ON s.job_id = r.job_id WHERE r.test_outcome = 'SURVIVED'"
+        ).fetchall()
+        for job, line_no, diff in survivors:  # equivalent ones cannot be killed: not again
+            if (name, lines[line_no - 1].strip(), _mutated_line(diff or "")) not in equivalent:
+                db.execute("DELETE FROM work_results WHERE job_id = ?", (job,))
 
 
 def summarise(name: str, module: str, clone: Path, dump: str, seconds: float) -> dict:
