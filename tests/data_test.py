@@ -1,3 +1,4 @@
+import dataclasses
 import gzip
 
 import jax
@@ -194,6 +195,11 @@ def test_the_number_of_classes_is_one_past_the_largest_label(small_fashion):
     assert small_fashion.num_classes == 10
 
 
+def test_a_dataset_cannot_be_changed_once_checked(small_fashion):
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        small_fashion.train_labels = small_fashion.train_labels[:1]
+
+
 def _one_example_each(small_fashion, n_train=1, n_test=1):
     return data_lib.Dataset(
         "fashion_mnist", "idx", small_fashion.train_images[:n_train],
@@ -267,7 +273,7 @@ def test_tfds_downloads_what_is_not_prepared_when_it_may_and_its_host_answers(mo
     source = _TfdsNotPrepared()
     monkeypatch.setattr(tfds, "data_source", source)
     monkeypatch.setattr(download, "answering", lambda urls: urls)
-    data = data_lib.load_tfds("mnist", None, allow_download=True)
+    data = data_lib.load_tfds("mnist", None)  # downloads are allowed unless refused
     assert source.downloads == [False, True, False, True]  # each split: read, then download
     assert data.train_images.shape == (2, 784) and data.test_labels.tolist() == [3, 3]
 

@@ -265,3 +265,14 @@ def test_calling_a_vae_decodes_its_posterior_mean():
     assert not np.allclose(mean, log_variance)
     decoded = vae.apply({"params": params}, mean, method="decode")
     np.testing.assert_allclose(vae.apply({"params": params}, x), decoded, rtol=1e-6)
+
+
+@pytest.mark.parametrize("decoder", [Decoder, ConvDecoder])
+def test_a_logits_decoder_leaves_out_only_the_final_tanh(decoder):
+    bounded, logits = decoder(hidden=8, output=64), decoder(hidden=8, output=64, logits=True)
+    params = _init(bounded, features=4)
+    z = jax.random.normal(jax.random.key(4), (3, 4))
+    raw = jax.jit(logits.apply)({"params": params}, z)
+    assert not np.allclose(raw, jnp.tanh(raw))
+    reconstruction = jax.jit(bounded.apply)({"params": params}, z)
+    np.testing.assert_allclose(reconstruction, jnp.tanh(raw), rtol=1e-6)
