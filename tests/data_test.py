@@ -287,3 +287,15 @@ def test_no_download_reaches_the_tfds_source(monkeypatch):
         with pytest.raises(ZeroDivisionError):
             load_dataset(DataConfig(dataset="mnist", source="tfds", no_download=no_download))
     assert asked == [False, True]
+
+
+def test_tfds_that_needs_tensorflow_to_download_says_how_to_install_it(monkeypatch):
+    def source(dataset, split, data_dir, download):
+        if download:
+            raise ImportError("No module named 'tensorflow'")
+        raise FileNotFoundError(f"{dataset} is not prepared")
+
+    monkeypatch.setattr(tfds, "data_source", source)
+    monkeypatch.setattr(download, "answering", lambda urls: urls)
+    with pytest.raises(DataError, match=r"needs TensorFlow: pip install 'aejax\[tfds\]'"):
+        data_lib.load_tfds("mnist", None)
