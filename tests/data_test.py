@@ -195,9 +195,12 @@ def test_the_number_of_classes_is_one_past_the_largest_label(small_fashion):
     assert small_fashion.num_classes == 10
 
 
-def test_a_dataset_cannot_be_changed_once_checked(small_fashion):
+def test_a_dataset_cannot_be_changed_once_checked_nor_its_device_copy(small_fashion):
     with pytest.raises(dataclasses.FrozenInstanceError):
         small_fashion.train_labels = small_fashion.train_labels[:1]
+    on_device = to_device(data_lib.subset(small_fashion, 10, 10))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        on_device.train = on_device.test
 
 
 def _one_example_each(small_fashion, n_train=1, n_test=1):
@@ -299,3 +302,14 @@ def test_tfds_that_needs_tensorflow_to_download_says_how_to_install_it(monkeypat
     monkeypatch.setattr(download, "answering", lambda urls: urls)
     with pytest.raises(DataError, match=r"needs TensorFlow: pip install 'aejax\[tfds\]'"):
         data_lib.load_tfds("mnist", None)
+
+
+def test_auto_downloads_itself_rather_than_have_tfds_download(tmp_path, monkeypatch):
+    source, fetched = _TfdsNotPrepared(), []
+    monkeypatch.setattr(tfds, "data_source", source)
+    monkeypatch.setattr(download, "answering", lambda urls: urls)
+    monkeypatch.setattr(download, "fetch_archives", lambda *a: fetched.append(a) or SUBSET_DIR)
+    config = DataConfig(dataset="fashion_mnist", source="auto", data_dir=str(tmp_path))
+    data = data_lib.load_auto(config)
+    assert source.downloads == [False] and len(fetched) == 1
+    assert len(data.train_labels) == SUBSET_SIZES[0]
