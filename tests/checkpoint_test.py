@@ -121,3 +121,67 @@ def test_a_tie_in_score_keeps_the_earlier_epoch_as_the_best(tmp_path):
         for epoch, score in ((1, 0.5), (2, 0.7), (3, 0.7)):
             ckpt.save(epoch, state, {"epoch": epoch}, score=score)
         assert ckpt.best_epoch() == 2
+
+
+@pytest.mark.parametrize("track_best", [False, True])
+def test_what_a_killed_save_left_is_removed_by_the_next_save(tmp_path, track_best):
+    state, score = _trained_state(), 0.5 if track_best else None
+    with checkpoint.StageCheckpoints(tmp_path / "ck", track_best=track_best) as ckpt:
+        ckpt.save(1, state, {}, score=score)
+    leftover = tmp_path / "ck" / "2.orbax-checkpoint-tmp-123"
+    leftover.mkdir()
+    with checkpoint.StageCheckpoints(tmp_path / "ck", track_best=track_best) as ckpt:
+        assert ckpt.latest_epoch() == 1
+        ckpt.save(2, state, {}, score=score)  # Orbax's cleanup, started on opening, ends first
+    assert not leftover.exists() and checkpoint.committed_epochs(tmp_path / "ck") == [2, 1]
+
+
+def _save_two_epochs(directory, first, second):
+    with checkpoint.StageCheckpoints(directory, keep=3) as ckpt:
+        for epoch, state in ((1, first), (2, second)):
+            ckpt.save(epoch, state, {"history": list(range(epoch))})
+
+
+def _change_arrays(directory, epoch, like_epoch):
+    """Epoch `epoch`'s arrays replaced by another epoch's, its metadata kept (with its digests):
+    files Orbax reads without complaint that no longer hold what was saved."""
+    shutil.rmtree(directory / str(epoch) / "state")
+    shutil.copytree(directory / str(like_epoch) / "state", directory / str(epoch) / "state")
+
+
+def test_each_changed_newest_checkpoint_is_set_aside_under_a_name_of_its_own(tmp_path, capsys):
+    first = _trained_state()
+    second = first.apply_gradients(grads=jax.tree.map(jnp.ones_like, first.params))
+    ck = tmp_path / "ck"
+    for aside in ("2.damaged", "2.damaged2"):
+        _save_two_epochs(ck, first, second)
+        _change_arrays(ck, 2, like_epoch=1)
+        with checkpoint.StageCheckpoints(ck, keep=3) as ckpt:
+            epoch, restored, meta = ckpt.restore_newest_good(2, second)
+        assert epoch == 1 and _equal(restored.params, first.params) and meta == {"history": [0]}
+        assert (ck / aside / "state").is_dir() and not (ck / "2").exists()
+        assert capsys.readouterr().err.strip().endswith(f"set aside as {ck / aside}")
+    assert sorted(p.name for p in ck.iterdir()) == ["1", "2.damaged", "2.damaged2"]
+
+
+def test_checkpoint_metadata_must_number_its_history_one_to_its_epoch(tmp_path):
+    good = {"history": [{"epoch": 1}, {"epoch": 2}]}
+    assert checkpoint.checked_meta(good, 2, tmp_path) == good
+    with pytest.raises(CheckpointError, match=r"a history of epochs \[1, 2\] .* not epochs 1 to 3"):
+        checkpoint.checked_meta(good, 3, tmp_path)
+
+
+def test_committed_epochs_are_listed_newest_first(tmp_path):
+    state = _trained_state()
+    with checkpoint.StageCheckpoints(tmp_path / "ck", keep=3) as ckpt:
+        for epoch in (1, 2, 3):
+            ckpt.save(epoch, state, {})
+    assert checkpoint.committed_epochs(tmp_path / "ck") == [3, 2, 1]
+    assert checkpoint.latest_epoch(tmp_path / "ck") == 3
+
+
+def test_an_error_is_quoted_by_its_first_line():
+    assert (
+        checkpoint._first_line(ValueError("what went wrong\n  at some depth")) == "what went wrong"
+    )
+    assert checkpoint._first_line(ValueError("")) == "ValueError"
