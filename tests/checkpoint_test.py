@@ -11,6 +11,7 @@ from aejax.engine.train import create_state
 from aejax.errors import CheckpointError
 from aejax.model.models import make_autoencoder, make_classifier
 from aejax.run import checkpoint
+from aejax.run.state_digest import DamagedCheckpointError
 
 
 def _equal(a, b) -> bool:
@@ -185,3 +186,23 @@ def test_an_error_is_quoted_by_its_first_line():
         checkpoint._first_line(ValueError("what went wrong\n  at some depth")) == "what went wrong"
     )
     assert checkpoint._first_line(ValueError("")) == "ValueError"
+
+
+def test_three_checkpoints_are_kept_by_default(tmp_path):
+    state = _trained_state()
+    with checkpoint.StageCheckpoints(tmp_path / "ck") as ckpt:
+        for epoch in (1, 2, 3, 4):
+            ckpt.save(epoch, state, {})
+    assert checkpoint.committed_epochs(tmp_path / "ck") == [4, 3, 2]
+
+
+def test_params_read_alone_are_checked_against_their_digest(tmp_path):
+    first = _trained_state()
+    second = first.apply_gradients(grads=jax.tree.map(jnp.ones_like, first.params))
+    _save_two_epochs(tmp_path / "ck", first, second)
+    target = {"params": jax.tree.map(jnp.zeros_like, first.params)}
+    read = checkpoint.restore_subtree(tmp_path / "ck", 2, target, verify_params=True)
+    assert _equal(read["params"], second.params)
+    _change_arrays(tmp_path / "ck", 2, like_epoch=1)
+    with pytest.raises(DamagedCheckpointError, match="its params digest differs"):
+        checkpoint.restore_subtree(tmp_path / "ck", 2, target, verify_params=True)
