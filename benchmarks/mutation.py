@@ -128,21 +128,20 @@ def _reopen(name: str, source: Path, session: Path) -> None:
         raise SystemExit(f"error: {MODULES[name][0]} changed since its mutants were made; run it")
     shutil.copyfile(kept, session)
     lines = source.read_text().splitlines()
-    equivalent = {(e["module"], e["code"], e["mutant"]) for e in _equivalents()}
     with sqlite3.connect(session) as db:
         survivors = db.execute(
-            "SELECT r.job_id, s.start_pos_row, r.diff FROM work_results r JOIN mutation_specs s"
-            " ON s.job_id = r.job_id WHERE r.test_outcome = 'SURVIVED'"
+            "SELECT r.job_id, s.start_pos_row, s.definition_name, r.diff FROM work_results r"
+            " JOIN mutation_specs s ON s.job_id = r.job_id WHERE r.test_outcome = 'SURVIVED'"
         ).fetchall()
-        for job, line_no, diff in survivors:  # equivalent ones cannot be killed: not again
-            if (name, lines[line_no - 1].strip(), _mutated_line(diff or "")) not in equivalent:
+        for job, line_no, definition, diff in survivors:  # equivalent ones: not again
+            found = {"code": lines[line_no - 1].strip(), "mutant": _mutated_line(diff or "")}
+            if not equivalence(name, {**found, "definition": definition}):
                 db.execute("DELETE FROM work_results WHERE job_id = ?", (job,))
 
 
 def summarise(name: str, module: str, clone: Path, dump: str, seconds: float) -> dict:
     """Counts of a module's mutants by outcome, and each survivor not known to be equivalent."""
     lines = (clone / module).read_text().splitlines()
-    equivalent = {(e["module"], e["code"], e["mutant"]): e["reason"] for e in _equivalents()}
     counts = {"killed": 0, "survived": 0, "equivalent": 0, "skipped": 0}
     survivors, equivalents = [], []
     for line in dump.splitlines():
@@ -158,8 +157,9 @@ def summarise(name: str, module: str, clone: Path, dump: str, seconds: float) ->
             "operator": mutation["operator_name"].removeprefix("core/"),
             "code": lines[line_no - 1].strip(),
             "mutant": _mutated_line(result.get("diff") or ""),
+            "definition": mutation.get("definition_name"),
         }
-        reason = equivalent.get((name, found["code"], found["mutant"]))
+        reason = equivalence(name, found)
         if outcome == "killed":
             counts["killed"] += 1
         elif reason:
@@ -189,6 +189,17 @@ def _mutated_line(diff: str) -> str:
 
 def _equivalents() -> list[dict]:
     return json.loads(EQUIVALENT.read_text()) if EQUIVALENT.exists() else []
+
+
+def equivalence(module: str, found: dict) -> str | None:
+    """Why the mutant `found` (its code, mutant line and definition) cannot change a result, if
+    it is recorded as equivalent. An entry naming a `definition` (the class or function that
+    holds the line) applies there only: the same line may mean other things elsewhere."""
+    for e in _equivalents():
+        same = (e["module"], e["code"], e["mutant"]) == (module, found["code"], found["mutant"])
+        if same and e.get("definition", found.get("definition")) == found.get("definition"):
+            return e["reason"]
+    return None
 
 
 def markdown(result: dict) -> str:
@@ -306,11 +317,10 @@ def reclassify(name: str) -> dict:
     """Apply `mutation_equivalent.json` to the survivors already in `<name>.json`."""
     path = RESULTS / f"{name}.json"
     result = json.loads(path.read_text())
-    equivalent = {(e["module"], e["code"], e["mutant"]): e["reason"] for e in _equivalents()}
     for m in result["modules"]:
         still = []
         for s in m["survivors"]:
-            reason = equivalent.get((m["module"], s["code"], s["mutant"]))
+            reason = equivalence(m["module"], s)
             if reason:
                 m["equivalents"].append({**s, "reason": reason})
             else:
