@@ -73,7 +73,9 @@ def test_unfinished_save_is_not_a_checkpoint(tmp_path):
         ckpt.save(1, state, {})
     # What a kill during Orbax's save leaves behind: a temporary folder, never renamed.
     (tmp_path / "ck" / "2.orbax-checkpoint-tmp-123").mkdir()
+    (tmp_path / "ck" / "3").write_text("not a step")
     assert checkpoint.latest_epoch(tmp_path / "ck") == 1
+    assert checkpoint.partly_deleted(tmp_path / "ck") == []  # Orbax's to clean, not ours
 
 
 def test_a_half_deleted_old_checkpoint_is_removed_when_the_folder_opens(tmp_path):
@@ -186,6 +188,7 @@ def test_an_error_is_quoted_by_its_first_line():
         checkpoint._first_line(ValueError("what went wrong\n  at some depth")) == "what went wrong"
     )
     assert checkpoint._first_line(ValueError("")) == "ValueError"
+    assert checkpoint._first_line(ValueError("x" * 300)) == "x" * 200
 
 
 def test_three_checkpoints_are_kept_by_default(tmp_path):
