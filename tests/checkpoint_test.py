@@ -209,3 +209,36 @@ def test_params_read_alone_are_checked_against_their_digest(tmp_path):
     _change_arrays(tmp_path / "ck", 2, like_epoch=1)
     with pytest.raises(DamagedCheckpointError, match="its params digest differs"):
         checkpoint.restore_subtree(tmp_path / "ck", 2, target, verify_params=True)
+
+
+def test_a_checkpoints_folder_that_cannot_be_made_is_one_error(tmp_path):
+    (tmp_path / "a-file").write_text("")
+    with pytest.raises(CheckpointError, match="cannot open the checkpoints folder .*a-file/ck"):
+        checkpoint.StageCheckpoints(tmp_path / "a-file" / "ck")
+
+
+def test_the_shapes_of_a_step_that_is_not_there_are_one_error(tmp_path):
+    with pytest.raises(CheckpointError, match="cannot read checkpoint metadata in .*/7/state"):
+        checkpoint.saved_param_shapes(tmp_path, 7)
+
+
+@pytest.mark.parametrize("vanishing, listed", [(2, True), (3, False)])
+def test_listing_steps_tries_three_times_while_a_run_removes_them(
+    tmp_path, monkeypatch, vanishing, listed
+):
+    with checkpoint.StageCheckpoints(tmp_path / "ck") as ckpt:
+        ckpt.save(1, _trained_state(), {})
+    steps_paths, failures = checkpoint.ocp.path.step.checkpoint_steps_paths, []
+
+    def listing(directory):  # a step removed between listing a folder and reading its entry
+        if len(failures) < vanishing:
+            failures.append(1)
+            raise FileNotFoundError("a step vanished")
+        return steps_paths(directory)
+
+    monkeypatch.setattr(checkpoint.ocp.path.step, "checkpoint_steps_paths", listing)
+    if listed:
+        assert checkpoint.committed_epochs(tmp_path / "ck") == [1]
+    else:
+        with pytest.raises(CheckpointError, match="kept changing while they were listed"):
+            checkpoint.committed_epochs(tmp_path / "ck")
