@@ -242,3 +242,24 @@ def test_listing_steps_tries_three_times_while_a_run_removes_them(
     else:
         with pytest.raises(CheckpointError, match="kept changing while they were listed"):
             checkpoint.committed_epochs(tmp_path / "ck")
+
+
+def test_metadata_whose_history_is_not_rows_is_one_error(tmp_path):
+    for meta in ({"history": [1, 2]}, {"history": None}, {}):
+        with pytest.raises(CheckpointError, match="has no history in its metadata"):
+            checkpoint.checked_meta(meta, 2, tmp_path)
+
+
+def test_a_step_that_is_not_there_cannot_be_read_in_part(tmp_path):
+    target = {"params": jax.tree.map(jnp.zeros_like, _trained_state().params)}
+    with pytest.raises(CheckpointError, match="checkpoint .*/9 cannot be read"):
+        checkpoint.restore_subtree(tmp_path, 9, target)
+
+
+def test_a_partly_deleted_step_removed_meanwhile_by_another_process_is_no_error(
+    tmp_path, monkeypatch
+):
+    gone = tmp_path / "ck" / "5"  # listed as partly deleted, then removed by someone else
+    monkeypatch.setattr(checkpoint, "partly_deleted", lambda directory: [gone])
+    with checkpoint.StageCheckpoints(tmp_path / "ck") as ckpt:
+        assert ckpt.latest_epoch() is None

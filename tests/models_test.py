@@ -1,4 +1,5 @@
 import json
+import warnings
 
 import flax.linen as nn
 import jax
@@ -21,6 +22,7 @@ from aejax.model.models import (
     Encoder,
     make_autoencoder,
     make_classifier,
+    warn_if_slow_dtype,
 )
 from aejax.model.objectives import classification_metrics
 from support import SUBSET_DIR, run_script_here, subset_data_config
@@ -276,3 +278,13 @@ def test_a_logits_decoder_leaves_out_only_the_final_tanh(decoder):
     assert not np.allclose(raw, jnp.tanh(raw))
     reconstruction = jax.jit(bounded.apply)({"params": params}, z)
     np.testing.assert_allclose(reconstruction, jnp.tanh(raw), rtol=1e-6)
+
+
+def test_only_bfloat16_on_a_cpu_is_warned_about():
+    warn_if_slow_dtype.cache_clear()  # it warns once per process
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        warn_if_slow_dtype("float32")
+    with pytest.warns(UserWarning, match="bfloat16 runs slower than float32 on CPU"):
+        warn_if_slow_dtype("bfloat16")
+    warn_if_slow_dtype.cache_clear()
