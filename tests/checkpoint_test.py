@@ -263,3 +263,12 @@ def test_a_partly_deleted_step_removed_meanwhile_by_another_process_is_no_error(
     monkeypatch.setattr(checkpoint, "partly_deleted", lambda directory: [gone])
     with checkpoint.StageCheckpoints(tmp_path / "ck") as ckpt:
         assert ckpt.latest_epoch() is None
+
+
+def test_with_best_tracking_only_the_best_is_kept_beside_the_newest(tmp_path):
+    state = _trained_state()
+    with checkpoint.StageCheckpoints(tmp_path / "ck", keep=1, track_best=True) as ckpt:
+        for epoch, score in ((1, 0.5), (2, 0.7), (3, 0.6), (4, 0.4)):
+            ckpt.save(epoch, state, {"epoch": epoch}, score=score)
+        assert ckpt.best_epoch() == 2
+    assert checkpoint.committed_epochs(tmp_path / "ck") == [4, 2]
