@@ -58,7 +58,12 @@ def test_encoder_subtree_has_the_same_structure_in_both_models():
 
 def test_torch_init_is_uniform_within_one_over_sqrt_fan_in():
     params = _init(make_autoencoder(ModelConfig(), 784))
-    for layer, fan_in in [(params["encoder"]["hidden"], 784), (params["decoder"]["output"], 128)]:
+    layers = [
+        (params["encoder"]["hidden"], 784),
+        (params["decoder"]["hidden"], 64),
+        (params["decoder"]["output"], 128),
+    ]
+    for layer, fan_in in layers:
         bound = 1 / np.sqrt(fan_in)
         for leaf in (layer["kernel"], layer["bias"]):
             assert float(jnp.max(jnp.abs(leaf))) <= bound
@@ -234,6 +239,7 @@ def test_the_modules_built_directly_are_the_tutorials_by_default():
     for model in (autoencoder, classifier):
         kernels = {k: v["kernel"].shape for k, v in _init(model)[ENCODER].items()}
         assert kernels == tutorial, type(model).__name__
+    assert {k: v["kernel"].shape for k, v in _init(encoder).items()} == tutorial
     assert _init(decoder, features=64)["hidden"]["kernel"].shape == (64, 128)
     conv_encoder, conv_decoder = ConvEncoder(), ConvDecoder()
     conv_params = _init(conv_encoder)
