@@ -230,6 +230,8 @@ def test_the_modules_built_directly_are_the_tutorials_by_default():
     reconstruction = autoencoder.apply({"params": _init(autoencoder)}, x)
     code = autoencoder.apply({"params": _init(autoencoder)}, x, method="encode")
     assert reconstruction.shape == (2, 784) and code.shape == (2, 64)
+    far = autoencoder.apply({"params": _init(autoencoder)}, 100.0 * jnp.ones((2, 784)))
+    assert float(jnp.max(jnp.abs(far))) <= 1.0  # pixels in [-1, 1]: tanh, not logits
     assert classifier.apply({"params": _init(classifier)}, x).shape == (2, 10)
     decoder, encoder = Decoder(), Encoder()
     assert decoder.apply({"params": _init(decoder, features=64)}, code).shape == (2, 784)
