@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import fcntl
+import functools
 import json
 import os
 import shutil
@@ -187,8 +188,9 @@ def _mutated_line(diff: str) -> str:
     return " ".join(x.strip() for x in added)
 
 
-def _equivalents() -> list[dict]:
-    return json.loads(EQUIVALENT.read_text()) if EQUIVALENT.exists() else []
+@functools.cache  # read once per run, not once per mutant
+def _equivalents() -> tuple[dict, ...]:
+    return tuple(json.loads(EQUIVALENT.read_text())) if EQUIVALENT.exists() else ()
 
 
 def equivalence(module: str, found: dict) -> str | None:
