@@ -220,9 +220,10 @@ def restore_subtree(
     where = Path(directory).absolute() / str(epoch)
     args = ocp.args.Composite(**{STATE_ITEM: restore, META_ITEM: ocp.args.JsonRestore()})
     try:
-        # A fresh manager: one that saved with StandardSave cannot also serve a PyTreeRestore.
-        with ocp.CheckpointManager(Path(directory).absolute()) as manager:
-            restored = manager.restore(epoch, args=args)
+        # The step alone, not a manager over the folder: a manager lists every step, and a run
+        # still writing there may remove an older one meanwhile.
+        with ocp.Checkpointer(ocp.CompositeCheckpointHandler()) as checkpointer:
+            restored = checkpointer.restore(where, args=args)
     except Exception as err:  # noqa: BLE001 - Orbax raises many types for bad checkpoints
         raise UnreadableCheckpointError(
             f"checkpoint {where} cannot be read ({_first_line(err)}); it is damaged, or was "
