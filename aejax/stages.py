@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 import math
 import time
 from collections.abc import Sequence
@@ -74,7 +75,8 @@ def pretrain(
     tx = optimizer or optax.adam(config.train.lr)
     model, state = _fresh_state(config, data, tx, mesh, model)
     components = given.components(model, state)
-    start = StageStart(state, None, time.perf_counter() - started, mesh, components)
+    recipe = program_recipe(config, given)
+    start = StageStart(state, None, time.perf_counter() - started, mesh, components, recipe)
     kind = PRETRAINING if objective is None else dataclasses.replace(PRETRAINING, report=_no_keys)
     task = StageTask(
         kind,
@@ -111,7 +113,8 @@ def finetune(
         data, val = hold_out(data, config.early_stopping.val_split, config.train.seed)
     augmentation = _augmentation(config, data)
     components = given.components(model, state)
-    start = StageStart(state, source, time.perf_counter() - started, mesh, components)
+    recipe = program_recipe(config, given)
+    start = StageStart(state, source, time.perf_counter() - started, mesh, components, recipe)
     metrics_fn = objective or FINETUNING.metrics(config, model)
     kind = FINETUNING if objective is None else dataclasses.replace(FINETUNING, report=_no_keys)
     task = StageTask(kind, metrics_fn, None, augmentation, tuple(callbacks))
@@ -236,6 +239,26 @@ def _inputs(config, kind: type, data: Dataset | None, options: RunOptions | None
     if data.loaded_with is not None:
         config = config.replace(data=data.loaded_with)
     return config, options, mesh, data
+
+
+def program_recipe(config, given: Given) -> str | None:
+    """What a stage's programs are built from (`aejax.engine.untraced`): aejax's own code and the
+    config's fields that shape them. None when the caller gave a model, optimizer or objective
+    (their code is not aejax's), or when a latent augmentation generates with a saved
+    autoencoder (whose settings this config does not hold): such programs are traced to be keyed."""
+    if any(piece is not None for piece in (given.model, given.optimizer, given.objective)):
+        return None
+    augmentation = getattr(config, "augmentation", None)
+    if augmentation is not None and augmentation.kind not in ("none", "shift"):
+        return None
+    shaping = config.to_dict()
+    # The data reaches the programs as arguments (their shapes are in the key); the rest of
+    # these only decide how many times, from where and into where the programs run.
+    for field in ("workdir", "data", "pretrained_dir"):
+        shaping.pop(field, None)
+    for field in ("epochs", "seed", "keep_checkpoints"):
+        shaping["train"].pop(field)
+    return json.dumps(shaping, sort_keys=True)
 
 
 def _no_keys(config, last: dict[str, Any]) -> dict[str, Any]:

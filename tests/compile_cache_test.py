@@ -22,8 +22,10 @@ TINY = [
 PROGRAMS = 10
 KEY_PROGRAMS = 2  # the seed/epoch key programs do not depend on the model
 # Programs kept whole (aejax.engine.compile_cache): each stage's init, epoch and test, and the
-# optimizer re-init after the transplant.
+# optimizer re-init after the transplant; all but the two inits are found without a trace, by
+# what they are built from (aejax.engine.untraced), their output structure kept beside them.
 KEPT = 7
+UNTRACED = 5
 
 
 def _pipeline(work, *extra):
@@ -63,7 +65,9 @@ def test_another_model_size_compiles_afresh(cached_runs):
     other = cached_runs[3][0]
     assert other["programs"] == PROGRAMS and other["compiled"] == PROGRAMS - KEY_PROGRAMS
     # The warm run kept nothing new; the other model size kept its own programs.
-    assert len(list((cached_runs[0] / "executables").iterdir())) == 2 * KEPT
+    kept = cached_runs[0] / "executables"
+    assert len(list(kept.glob("*.executable"))) == 2 * KEPT
+    assert len(list(kept.glob("*.outputs"))) == 2 * UNTRACED
 
 
 def test_corrupt_cache_entries_warn_in_one_line_each_and_the_run_goes_on(cached_runs, tmp_path):
@@ -90,3 +94,47 @@ def test_the_default_cache_folder_follows_xdg(monkeypatch, tmp_path):
     assert compile_cache.default_dir() == tmp_path / "aejax" / "jax"
     monkeypatch.delenv("XDG_CACHE_HOME")
     assert compile_cache.default_dir() == Path.home() / ".cache" / "aejax" / "jax"
+
+
+def test_a_stage_recipe_holds_what_shapes_its_programs_and_nothing_else():
+    """A stage's programs are found untraced by this recipe (`aejax.engine.untraced`): every
+    setting that shapes them must change it, and where the run goes or how long must not."""
+    from dataclasses import replace
+
+    import flax.linen as nn
+    import optax
+
+    from aejax import FinetuneConfig, PretrainConfig
+    from aejax.given import Given
+    from aejax.stages import program_recipe
+
+    none, base_config = Given(None, None, None), PretrainConfig()
+    base = program_recipe(base_config, none)
+    model, train = base_config.model, base_config.train
+    shaping = [
+        replace(base_config, model=replace(model, hidden=64)),
+        replace(base_config, model=replace(model, dtype="bfloat16")),
+        replace(base_config, objective=replace(base_config.objective, loss="bce")),
+        replace(base_config, train=replace(train, lr=3e-4)),
+        replace(base_config, train=replace(train, batch_size=50)),
+    ]
+    recipes = {base, *(program_recipe(c, none) for c in shaping)}
+    assert None not in recipes and len(recipes) == 1 + len(shaping)
+    elsewhere = replace(
+        base_config,
+        workdir="/elsewhere",
+        train=replace(train, epochs=3, seed=7, keep_checkpoints=1),
+    )
+    assert program_recipe(elsewhere, none) == base
+    assert program_recipe(FinetuneConfig(), none) not in (None, base)
+    for given in (
+        Given(nn.Dense(3), None, None),
+        Given(None, optax.sgd(0.1), None),
+        Given(None, None, lambda *a: {}),
+    ):
+        assert program_recipe(base_config, given) is None  # their code is not aejax's
+    finetune = FinetuneConfig()
+    for augment, untraced in (("latent-mix:1", False), ("shift:1", True), ("none", True)):
+        config = replace(finetune, augmentation=replace(finetune.augmentation, augment=augment))
+        # A latent kind generates with a saved autoencoder, whose settings are not in the config.
+        assert (program_recipe(config, none) is not None) == untraced

@@ -1,4 +1,5 @@
 import os
+import shutil
 import subprocess
 import sys
 
@@ -8,7 +9,7 @@ import numpy as np
 import pytest
 from jax.experimental.compilation_cache import compilation_cache as jax_compilation_cache
 
-from aejax.engine import compile_cache
+from aejax.engine import compile_cache, untraced
 
 
 @pytest.fixture
@@ -72,7 +73,7 @@ def test_a_changed_program_compiler_cpu_or_jax_version_gets_its_own_entry(kept, 
     monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_enable_fast_math=false")
     compile_cache.compile_program(step(0.25), (*wider, jax.random.key(0)))
     # Kept programs hold machine code: another instruction set must never load them.
-    monkeypatch.setattr(compile_cache, "_host_cpu", lambda: "model name: another CPU")
+    monkeypatch.setattr(untraced, "_host_cpu", lambda: "model name: another CPU")
     compile_cache.compile_program(step(0.25), (*wider, jax.random.key(0)))
     assert len(list(kept.iterdir())) == 7
 
@@ -120,7 +121,7 @@ ON_ANOTHER_DEVICE = """
 import sys
 from pathlib import Path
 import jax, jax.numpy as jnp
-from aejax.engine import compile_cache
+from aejax.engine import compile_cache, untraced
 compile_cache.keep_programs(Path(sys.argv[1]))
 def fn(s, x):
     return {"w": s["w"] * 2 + x}, jnp.sum(x)
@@ -148,7 +149,7 @@ THROUGH_JAX_CACHE = """
 import sys
 from pathlib import Path
 import jax, jax.numpy as jnp
-from aejax.engine import compile_cache
+from aejax.engine import compile_cache, untraced
 compile_cache.enable(sys.argv[1])  # JAX's cache there, kept programs in executables/
 def fn(x, y):
     return jnp.tanh(x @ y + 1.0).sum(0)
@@ -185,3 +186,81 @@ def test_nested_counters_each_end_cleanly_even_with_equal_counts():
             assert inner.requests == outer.requests == 0
         jax.jit(lambda x: x * 3.0).lower(x).compile()
     assert outer.requests == 1 and inner.requests == 0
+
+
+class Traces:
+    """`step(scale)` that counts how often JAX traced it: a program found by its recipe is not."""
+
+    def __init__(self, scale=0.5):
+        self.count, self.inner = 0, step(scale)
+
+    def __call__(self, state, x, key):
+        self.count += 1
+        return self.inner(state, x, key)
+
+
+def by_recipe(recipe: str, scale=0.5):
+    fn = Traces(scale)
+    program = compile_cache.compile_program(fn, (*ARGS, jax.random.key(0)), (0,), recipe=recipe)
+    return fn.count, program
+
+
+def test_a_program_with_a_recipe_loads_untraced_and_computes_what_jit_does(kept):
+    assert by_recipe("stage a")[0] == 1  # compiled, kept with its output structure
+    with compile_cache.count_compiles() as counted:
+        traces, program = by_recipe("stage a")
+    assert traces == 0 and (counted.requests, counted.cache_hits) == (1, 1)
+    expected = jax.device_get(jax.jit(step(0.5))(*ARGS, jax.random.key(7)))
+    jax.tree.map(np.testing.assert_array_equal, run(program), expected)
+    state = jax.tree.map(jnp.copy, ARGS[0])
+    program(state, ARGS[1], jax.random.key(1))
+    assert state["w"].is_deleted()  # still donated
+    assert sorted(p.suffix for p in kept.iterdir()) == [".executable", ".outputs"]
+
+
+def test_whatever_shapes_a_program_changes_its_recipe_key(kept, monkeypatch, tmp_path):
+    """Never a stale program: another recipe (a model width, a loss), another aejax source file,
+    another JAX flag or other argument shapes are each traced and compiled afresh."""
+    assert by_recipe("hidden=32")[0] == 1
+    traces, program = by_recipe("hidden=24", scale=0.25)  # what a changed config reads as
+    assert traces == 1
+    expected = jax.device_get(jax.jit(step(0.25))(*ARGS, jax.random.key(7)))
+    jax.tree.map(np.testing.assert_array_equal, run(program), expected)
+    assert by_recipe("hidden=32/loss=bce")[0] == 1
+    package = tmp_path / "aejax"
+    shutil.copytree(untraced.PACKAGE, package, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(untraced, "PACKAGE", package)
+    assert by_recipe("hidden=32")[0] == 0  # the same source under another folder
+    with (package / "model" / "objectives.py").open("a") as source:
+        source.write("\n# changed\n")
+    assert by_recipe("hidden=32")[0] == 1
+    with jax.default_matmul_precision("highest"):
+        assert by_recipe("hidden=32")[0] == 1
+    assert by_recipe("hidden=32")[0] == 0
+    wider = (*ARGS[:1], jnp.ones((4, 8)), jax.random.key(0))
+    fn = Traces()
+    compile_cache.compile_program(fn, wider, (0,), recipe="hidden=32")
+    assert fn.count == 1
+
+
+def test_outputs_that_cannot_be_recorded_are_kept_by_their_trace(kept):
+    def with_function_in_output(state, x, key):
+        new, total = step(0.5)(state, x, key)
+        return jax.tree_util.Partial(jnp.add, new["w"]), total  # a function: not picklable
+
+    args = (*ARGS, jax.random.key(0))
+    compile_cache.compile_program(with_function_in_output, args, recipe="stage a")
+    assert [p.suffix for p in kept.iterdir()] == [".executable"]  # by its trace, as without
+    with compile_cache.count_compiles() as counted:
+        compile_cache.compile_program(with_function_in_output, args, recipe="stage a")
+    assert counted.cache_hits == 1
+
+
+def test_a_damaged_output_structure_is_kept_afresh(kept):
+    by_recipe("stage a")
+    (outputs,) = kept.glob("*.outputs")
+    outputs.write_bytes(b"not a pickle")
+    traces, program = by_recipe("stage a")
+    assert traces == 1 and outputs.read_bytes() != b"not a pickle"
+    expected = jax.device_get(jax.jit(step(0.5))(*ARGS, jax.random.key(7)))
+    jax.tree.map(np.testing.assert_array_equal, run(program), expected)

@@ -19,10 +19,12 @@ program depends on:
 - the JAX, jaxlib and Python versions, JAX's configuration, the backend and its device kind,
 - the host CPU: a program compiled for one instruction set must never run on another.
 
-A later run still traces each program (so a changed model, config or code gives a new key, never
-a stale program), then loads it. The program is the very one a cold run compiled, so it computes
-the same bits. An entry that cannot be read gives one warning line and the program is compiled
-afresh; a program that cannot be serialized (e.g. one with host callbacks) is compiled as usual.
+A later run traces each program (so a changed model, config or code gives a new key, never a
+stale program), then loads it; a program whose caller names all it is built from (a stage's own,
+`aejax.engine.untraced`) is found without the trace. The program is the very one a cold run
+compiled, so it computes the same bits. An entry that cannot be read gives one warning line and
+the program is compiled afresh; one that cannot be serialized (e.g. with host callbacks) is
+compiled as usual.
 Only freshly compiled programs are kept: one that JAX loaded from its own cache serializes without
 its kernels (jaxlib 0.10) and would fail when run, so it stays in JAX's cache alone (a folder
 filled by an aejax that kept no programs: delete it once to have them kept).
@@ -32,10 +34,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import functools
 import hashlib
 import os
-import platform
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -43,15 +43,14 @@ from pathlib import Path
 from typing import Any
 
 import jax
-import jaxlib
 import numpy as np
 from jax.experimental import serialize_executable
 
+from aejax.engine import untraced
 from aejax.files import private_folder, probe_writable, user_cache_dir, write_whole
 
 BACKEND_COMPILE = "/jax/core/compile/backend_compile_duration"
 CACHE_HIT = "/jax/compilation_cache/cache_hits"
-FORMAT = 2  # of the kept programs; a change gives every program a new key
 LOADED = "/aejax/compile_cache/load_duration"  # a jax.monitoring event: one kept program loaded
 
 _kept_dir: Path | None = None  # where whole programs are kept; set by `keep_programs` alone
@@ -94,33 +93,45 @@ def keep_programs(directory: Path | None) -> None:
 
 
 def compile_program(
-    fn: Callable, args: tuple, donate_argnums: tuple[int, ...] = (), options: dict | None = None
+    fn: Callable,
+    args: tuple,
+    donate_argnums: tuple[int, ...] = (),
+    options: dict | None = None,
+    recipe: str | None = None,
 ):
     """``jax.jit(fn, donate_argnums)`` compiled for `args` (XLA `options`, if any), or loaded
-    when it was kept. Called with arguments shaped like `args`."""
+    when it was kept. Called with arguments shaped like `args`. A `recipe` that names everything
+    `fn` is built from (`aejax.engine.untraced`) lets a kept program load without a trace."""
     jitted = jax.jit(fn, donate_argnums=donate_argnums)
     device = _device(args)
     if _kept_dir is None or device is None:
         return jitted.lower(*args).compile(options)
+    by_recipe = None
+    if recipe is not None:
+        key = untraced.recipe_key(recipe, untraced.environment(options), args, donate_argnums)
+        by_recipe = _kept_dir / f"{key}.executable"
+        compiled = _load_untraced(by_recipe, args, device)
+        if compiled is not None:
+            return compiled
     traced = jitted.trace(*args)
     path = _kept_dir / f"{program_key(traced, args, donate_argnums, options)}.executable"
-    compiled = _load(path, traced, device)
+    compiled = _load(path, traced, device)  # kept by a run that had no recipe for it
     if compiled is None:
         compiled, fresh = _compile(traced, options)
-        if fresh:  # one that JAX loaded from its own cache serializes without its kernels
-            _keep(path, compiled)
+        # Only a fresh one: one that JAX loaded from its own cache serializes without kernels.
+        payload = _serialized(compiled) if fresh else None
+        kept = by_recipe is not None and _keep_untraced(by_recipe, payload, traced, args)
+        if payload is not None and not kept:
+            write_whole(path, payload)
+    elif by_recipe is not None:
+        _keep_untraced(by_recipe, path.read_bytes(), traced, args)
     return compiled
 
 
 def program_key(traced, args: tuple, donate_argnums: tuple[int, ...], options) -> str:
     """A digest of everything the compiled program of `traced` depends on."""
     digest = hashlib.sha256()
-    versions = (FORMAT, jax.__version__, jaxlib.__version__, sys.version, platform.machine())
-    device = jax.devices()[0]
-    settings = sorted(jax.config.values.items())
-    compiler = (sorted((options or {}).items()), os.environ.get("XLA_FLAGS", ""))
-    for part in (*versions, device.platform, device.device_kind, settings, compiler, _host_cpu()):
-        digest.update(f"{part}\0".encode())
+    digest.update(untraced.environment(options).encode())
     digest.update(str(traced.jaxpr).encode())
     for const in traced.jaxpr.consts:
         _update_with_array(digest, const)
@@ -143,17 +154,6 @@ def _device(args: tuple):
     return device if not devices and isinstance(device, jax.Device) else None
 
 
-@functools.cache
-def _host_cpu() -> str:
-    """The host CPU's model and instruction-set extensions, as far as the system says."""
-    try:
-        with open("/proc/cpuinfo") as info:
-            lines = [line for line in info if line.startswith(("model name", "flags"))]
-        return "".join(sorted(set(lines)))
-    except OSError:
-        return f"{platform.processor()} {platform.machine()}"
-
-
 def _update_with_array(digest, value: Any) -> None:
     if isinstance(value, jax.Array) and jax.dtypes.issubdtype(value.dtype, jax.dtypes.prng_key):
         value = jax.random.key_data(value)
@@ -173,25 +173,52 @@ def _compile(traced, options):
     return compiled, counted.compiled > 0
 
 
-def _keep(path: Path, compiled) -> None:
-    """Serialize `compiled` into `path`, if JAX can (not with host callbacks or constants)."""
+def _serialized(compiled) -> bytes | None:
+    """`compiled` as bytes, if JAX can serialize it (not with host callbacks or constants)."""
     try:
         payload, _, _ = serialize_executable.serialize(compiled)
     except Exception:  # noqa: BLE001 - not serializable: it is compiled again next time
-        return
-    write_whole(path, payload)
+        return None
+    return payload
 
 
-def _load(path: Path, traced, device):
-    """The kept program for `traced` at `path`, loaded onto `device`, or None (said in one line
-    if it is damaged)."""
+def _keep_untraced(path: Path, payload: bytes | None, traced, args: tuple) -> bool:
+    """Whether the program `payload` is kept at `path`, its output structure beside it (not
+    when that cannot be recorded)."""
+    outputs = untraced.output_template(jax.tree.structure(traced.out_info), args)
+    if payload is None or outputs is None:
+        return False
+    write_whole(path.with_suffix(".outputs"), outputs)
+    write_whole(path, payload)  # last: it marks the pair complete
+    return True
+
+
+def _load_untraced(path: Path, args: tuple, device):
+    """The program kept at `path` by its recipe, or None."""
+    try:
+        outputs = path.with_suffix(".outputs").read_bytes()
+        out_tree = untraced.output_tree(outputs, args)
+    except OSError:
+        return None  # not kept yet
+    except Exception:  # noqa: BLE001 - damaged: traced and kept afresh
+        path.unlink(missing_ok=True)
+        return None
+    return _load(path, jax.tree.structure((args, {})), device, out_tree)
+
+
+def _load(path: Path, traced, device, out_tree=None):
+    """The kept program at `path` for `traced` (or for the input structure `traced` with
+    `out_tree`), loaded onto `device`, or None (said in one line if it is damaged)."""
     started = time.perf_counter()
     try:
         blob = path.read_bytes()
     except OSError:
         return None  # not kept yet
-    in_tree = jax.tree.structure(traced.args_info)
-    out_tree = jax.tree.structure(traced.out_info)
+    if out_tree is None:
+        in_tree = jax.tree.structure(traced.args_info)
+        out_tree = jax.tree.structure(traced.out_info)
+    else:
+        in_tree = traced
     try:
         compiled = serialize_executable.deserialize_and_load(
             blob, in_tree, out_tree, device.client, execution_devices=[device]

@@ -52,11 +52,12 @@ def compile_once_run(jitted, *args):
     return jitted.lower(*args).compile(ONCE_RUN_OPTIONS)
 
 
-def compile_on(fn, args: tuple, mesh=None, donate_argnums=(), options=None):
+def compile_on(fn, args: tuple, mesh=None, donate_argnums=(), options=None, recipe=None):
     """`fn` compiled ahead of time for `args` (replicated results on a device `mesh`). On one
-    device, a warm run loads the program an earlier run compiled (`aejax.engine.compile_cache`)."""
+    device, a warm run loads the program an earlier run compiled (`aejax.engine.compile_cache`),
+    untraced when a `recipe` names what `fn` is built from (`aejax.engine.untraced`)."""
     if mesh is None:
-        return compile_cache.compile_program(fn, args, donate_argnums, options)
+        return compile_cache.compile_program(fn, args, donate_argnums, options, recipe)
     jitted = parallel.jit_onto(fn, mesh, donate_argnums=donate_argnums)
     return jitted.lower(*args).compile(options)
 
@@ -69,10 +70,12 @@ def initial_state(apply_fn, params, tx: optax.GradientTransformation) -> TrainSt
     return state.replace(step=jnp.zeros((), jnp.int32))
 
 
-def with_fresh_optimizer(state: TrainState, params, mesh=None) -> TrainState:
+def with_fresh_optimizer(state: TrainState, params, mesh=None, recipe=None) -> TrainState:
     """`state` at `params` (e.g. with a transplanted encoder), its optimizer state made afresh
     for them by one program (replicated on the device `mesh`, when there is one)."""
-    opt_state = compile_on(state.tx.init, (params,), mesh, options=ONCE_RUN_OPTIONS)(params)
+    recipe = recipe and f"{recipe}/optimizer init"
+    program = compile_on(state.tx.init, (params,), mesh, options=ONCE_RUN_OPTIONS, recipe=recipe)
+    opt_state = program(params)
     return state.replace(params=params, opt_state=opt_state)
 
 
@@ -219,18 +222,22 @@ def compile_stage(
     key,
     mesh=None,
     augmentation: Augmentation | None = None,
+    recipe: str | None = None,
 ):
     """Compile the epoch and test programs once, ahead of time (so nothing recompiles later).
 
     With a device `mesh`, `state`, `data` and `key` must already be replicated on it.
-    With an `augmentation`, training batches are augmented, tests never.
+    With an `augmentation`, training batches are augmented, tests never. A `recipe` names all
+    that `metrics_fn` and `augmentation` are built from (`aejax.engine.untraced`).
     """
     start = time.perf_counter()
     augment, generator = augmentation or (None, None)
     epoch_fn = make_epoch_fn(metrics_fn, len(data.train.labels), batch_size, mesh, augment)
     extra = () if augment is None else (None, generator)  # no indices; the generator
-    epoch = compile_on(epoch_fn, (state, *data.train, key, *extra), mesh, donate_argnums=(0,))
-    evaluate = compile_eval(metrics_fn, state.params, data.test, batch_size, mesh)
+    args = (state, *data.train, key, *extra)
+    roles = {role: recipe and f"{recipe}/{role}/{batch_size}" for role in ("epoch", "eval")}
+    epoch = compile_on(epoch_fn, args, mesh, donate_argnums=(0,), recipe=roles["epoch"])
+    evaluate = compile_eval(metrics_fn, state.params, data.test, batch_size, mesh, roles["eval"])
     return CompiledStage(_called_plainly(epoch, extra), evaluate, time.perf_counter() - start)
 
 
@@ -241,10 +248,12 @@ def _called_plainly(epoch, extra: tuple):
     return lambda state, images, labels, key: epoch(state, images, labels, key, *extra)
 
 
-def compile_eval(metrics_fn: MetricsFn, params, split: Split, batch_size: int, mesh=None):
+def compile_eval(
+    metrics_fn: MetricsFn, params, split: Split, batch_size: int, mesh=None, recipe=None
+):
     """The evaluation program for `split`, compiled ahead of time."""
     eval_fn = make_eval_fn(metrics_fn, len(split.labels), batch_size, mesh)
-    return compile_on(eval_fn, (params, *split), mesh)
+    return compile_on(eval_fn, (params, *split), mesh, recipe=recipe)
 
 
 def run_epoch(compiled: CompiledStage, state, data: DeviceData, key, epoch: int):

@@ -44,10 +44,18 @@ class Validator:
     """
 
     def __init__(
-        self, metrics_fn: MetricsFn, params, split: Split, batch_size: int, patience=None, mesh=None
+        self,
+        metrics_fn: MetricsFn,
+        params,
+        split: Split,
+        batch_size: int,
+        patience=None,
+        mesh=None,
+        recipe: str | None = None,
     ):
         self.split, self.patience = split, patience
-        self._evaluate = compile_eval(metrics_fn, params, split, batch_size, mesh)
+        recipe = recipe and f"{recipe}/eval/{batch_size}"
+        self._evaluate = compile_eval(metrics_fn, params, split, batch_size, mesh, recipe)
 
     def __call__(self, params) -> dict[str, float]:
         values = jax.device_get(self._evaluate(params, *self.split))

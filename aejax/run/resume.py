@@ -46,6 +46,9 @@ class StageStart:
     mesh: Mesh | None = None
     # What config.json records of the model, optimizer and objective (`aejax.run.workdir`).
     components: dict[str, Any] = dataclasses.field(default_factory=dict)
+    # All that the stage's programs are built from, when all of it is aejax's: their kept
+    # forms then load without a trace (`aejax.engine.untraced`); None: traced.
+    recipe: str | None = None
 
 
 def resume_epoch(config: StageConfig, overwrite: bool) -> int | None:
@@ -80,5 +83,5 @@ def start_state(
         return state, list(history)
     if encoder is not None:
         params = transplant_encoder(start.state.params, encoder)
-        return with_fresh_optimizer(start.state, params, start.mesh), []
+        return with_fresh_optimizer(start.state, params, start.mesh, start.recipe), []
     return start.state, []

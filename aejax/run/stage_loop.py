@@ -208,14 +208,14 @@ def _begin(
         )
     batch_size = config.train.batch_size
     compiled = compile_stage(
-        task.metrics_fn, state, data, batch_size, key, start.mesh, augmentation
+        task.metrics_fn, state, data, batch_size, key, start.mesh, augmentation, start.recipe
     )
     validator = None
     if data.val is not None:
         # Only fine-tuning holds out a validation split, and its config says how patient to be.
         patience = config.early_stopping.patience
         validator = early_stopping.Validator(
-            task.metrics_fn, state.params, data.val, batch_size, patience, start.mesh
+            task.metrics_fn, state.params, data.val, batch_size, patience, start.mesh, start.recipe
         )
     profile_dir = options.observe.profile_dir
     run = (config, compiled, data, checkpoints, history, len(history), validator, start.mesh)
