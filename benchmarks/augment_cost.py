@@ -35,7 +35,8 @@ def variant_runner(data, device_data, spec: str, batch_size: int):
 
     import aejax
     from aejax.config import AugmentConfig
-    from aejax.engine.train import compile_stage, create_state
+    from aejax.engine.epochs import compile_stage
+    from aejax.engine.train import create_state
     from aejax.model import generation, objectives
 
     config = aejax.ModelConfig()

@@ -44,6 +44,7 @@ import optax
 import results
 
 import aejax
+from aejax.engine import epochs as stage_epochs
 from aejax.engine import parallel, train
 from aejax.model import objectives
 from aejax.research import multi_seed
@@ -116,13 +117,13 @@ def train_autoencoder(model_config, state, data, epochs: int, devices: int = 1):
     state = parallel.place(state, mesh)
     device_data = aejax.to_device(data, None, parallel.replicated(mesh))
     keys = [parallel.place(jax.random.fold_in(jax.random.key(1), e), mesh) for e in range(epochs)]
-    compiled = train.compile_stage(metrics_fn, state, device_data, BATCH, keys[0], mesh)
+    compiled = stage_epochs.compile_stage(metrics_fn, state, device_data, BATCH, keys[0], mesh)
     seconds = []
     for epoch, key in enumerate(keys):
-        state, record, _ = train.run_epoch(compiled, state, device_data, key, epoch + 1)
+        state, record, _ = stage_epochs.run_epoch(compiled, state, device_data, key, epoch + 1)
         seconds.append(record.seconds)
     timings = {"devices": devices, "compile_s": compiled.compile_s, "epoch_s": seconds}
-    steady = train.steady_state_seconds(seconds)
+    steady = stage_epochs.steady_state_seconds(seconds)
     return state, {**timings, "steady_epoch_s": steady, "test_loss": record.test["loss"]}
 
 

@@ -37,7 +37,8 @@ def aejax_epoch(dataset: str, data_dir: str | None, limit: int | None, batch_siz
     import optax
 
     import aejax
-    from aejax.engine.train import compile_stage, create_state
+    from aejax.engine.epochs import compile_stage
+    from aejax.engine.train import create_state
     from aejax.model import objectives
 
     config = aejax.DataConfig(dataset=dataset, data_dir=data_dir, train_limit=limit)

@@ -17,15 +17,16 @@ TINY = [
     "--hidden", "32", "--latent", "16", "--train-limit", "300", "--test-limit", "100",
     "--epochs", "1", "--no-progress",
 ]  # fmt: skip
-# Pretraining: init, two key programs, epoch, test, reconstruction figure; fine-tuning: init,
-# optimizer re-init after the transplant, epoch, test. Anything run eagerly would add more.
-PROGRAMS = 10
+# Pretraining: init, two key programs, epoch (train, then test), reconstruction figure;
+# fine-tuning: init, optimizer re-init after the transplant, epoch. Anything run eagerly would
+# add more.
+PROGRAMS = 8
 KEY_PROGRAMS = 2  # the seed/epoch key programs do not depend on the model
-# Programs kept whole (aejax.engine.compile_cache): each stage's init, epoch and test, and the
+# Programs kept whole (aejax.engine.compile_cache): each stage's init and epoch, and the
 # optimizer re-init after the transplant; all but the two inits are found without a trace, by
 # what they are built from (aejax.engine.untraced), their output structure kept beside them.
-KEPT = 7
-UNTRACED = 5
+KEPT = 5
+UNTRACED = 3
 
 
 def _pipeline(work, *extra):

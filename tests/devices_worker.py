@@ -16,8 +16,9 @@ import aejax
 from aejax.config import ModelConfig
 from aejax.data.datasets import load_dataset, to_device
 from aejax.engine import parallel
+from aejax.engine.epochs import compile_stage, run_epoch
 from aejax.engine.keys import INIT_STREAM, epoch_key, stage_key
-from aejax.engine.train import compile_stage, create_state, run_epoch
+from aejax.engine.train import create_state
 from aejax.model import objectives
 from aejax.model.optim import make_optimizer
 from aejax.model.tasks import stage_model

@@ -11,7 +11,8 @@ from jax.random import key
 
 from aejax.config import AugmentConfig, ModelConfig
 from aejax.data.datasets import subset, to_device
-from aejax.engine.train import compile_stage, create_state
+from aejax.engine.epochs import compile_stage
+from aejax.engine.train import create_state
 from aejax.errors import UserError
 from aejax.model import generation, objectives
 from aejax.model.models import make_autoencoder, make_classifier
@@ -143,8 +144,9 @@ def test_the_augmented_epoch_compiles_once(start, generator_parts):
 
     jax.monitoring.register_event_duration_secs_listener(count)
     try:
-        for epoch in range(3):
-            state, metrics = compiled.epoch(state, *data.train, jax.random.key(epoch))
+        for epoch in range(3):  # the program a stage runs: train, then test
+            key = jax.random.key(epoch)
+            state, *metrics = compiled.epoch_and_test(state, *data.train, key, *data.test)
             jax.block_until_ready(metrics)
     finally:
         jax.monitoring.unregister_event_duration_listener(count)

@@ -144,9 +144,9 @@ def program_key(traced, args: tuple, donate_argnums: tuple[int, ...], options) -
 
 def _device(args: tuple):
     """The one device a program on `args` runs on (None if they span several, or it is unclear)."""
-    devices = {
-        d for leaf in jax.tree.leaves(args) if isinstance(leaf, jax.Array) for d in leaf.devices()
-    }
+    # Arrays, or their shapes (`jax.ShapeDtypeStruct`) where they say where they will be.
+    shardings = [getattr(leaf, "sharding", None) for leaf in jax.tree.leaves(args)]
+    devices = {d for sharding in shardings if sharding is not None for d in sharding.device_set}
     if not devices:  # nothing placed yet: JAX's default device
         default = jax.config.jax_default_device
         devices = {jax.devices()[0] if default is None else default}

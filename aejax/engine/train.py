@@ -7,11 +7,7 @@ was put there once; a padded last batch is masked, so every example counts exact
 
 from __future__ import annotations
 
-import dataclasses
 import math
-import statistics
-import time
-from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -20,9 +16,7 @@ import optax
 from flax.training import train_state
 
 from aejax.contracts import Augmentation, MetricsFn
-from aejax.data.datasets import DeviceData, Split
 from aejax.engine import compile_cache, parallel
-from aejax.errors import TrainingDivergedError
 
 TrainState = train_state.TrainState
 
@@ -187,112 +181,3 @@ def make_eval_fn(metrics_fn: MetricsFn, num_examples: int, batch_size: int, mesh
         return {**{k: v / count for k, v in totals.items()}, "count": count}
 
     return evaluate
-
-
-@dataclasses.dataclass
-class EpochRecord:
-    """What one epoch produced, as plain Python numbers; `seconds` is the training alone."""
-
-    epoch: int
-    train: dict[str, float]
-    test: dict[str, float]
-    seconds: float
-    eval_seconds: float = 0.0
-
-    def as_dict(self) -> dict[str, Any]:
-        flat = {f"train_{k}": v for k, v in self.train.items()}
-        flat.update({f"test_{k}": v for k, v in self.test.items() if k != "count"})
-        return {"epoch": self.epoch, **flat, "seconds": self.seconds, "eval_s": self.eval_seconds}
-
-
-@dataclasses.dataclass
-class CompiledStage:
-    """The two compiled programs of a stage and how long compiling them took."""
-
-    epoch: Any
-    evaluate: Any
-    compile_s: float
-
-
-def compile_stage(
-    metrics_fn: MetricsFn,
-    state,
-    data: DeviceData,
-    batch_size: int,
-    key,
-    mesh=None,
-    augmentation: Augmentation | None = None,
-    recipe: str | None = None,
-):
-    """Compile the epoch and test programs once, ahead of time (so nothing recompiles later).
-
-    With a device `mesh`, `state`, `data` and `key` must already be replicated on it.
-    With an `augmentation`, training batches are augmented, tests never. A `recipe` names all
-    that `metrics_fn` and `augmentation` are built from (`aejax.engine.untraced`).
-    """
-    start = time.perf_counter()
-    augment, generator = augmentation or (None, None)
-    epoch_fn = make_epoch_fn(metrics_fn, len(data.train.labels), batch_size, mesh, augment)
-    extra = () if augment is None else (None, generator)  # no indices; the generator
-    args = (state, *data.train, key, *extra)
-    roles = {role: recipe and f"{recipe}/{role}/{batch_size}" for role in ("epoch", "eval")}
-    epoch = compile_on(epoch_fn, args, mesh, donate_argnums=(0,), recipe=roles["epoch"])
-    evaluate = compile_eval(metrics_fn, state.params, data.test, batch_size, mesh, roles["eval"])
-    return CompiledStage(_called_plainly(epoch, extra), evaluate, time.perf_counter() - start)
-
-
-def _called_plainly(epoch, extra: tuple):
-    """The compiled epoch called as ``epoch(state, images, labels, key)``."""
-    if not extra:
-        return epoch
-    return lambda state, images, labels, key: epoch(state, images, labels, key, *extra)
-
-
-def compile_eval(
-    metrics_fn: MetricsFn, params, split: Split, batch_size: int, mesh=None, recipe=None
-):
-    """The evaluation program for `split`, compiled ahead of time."""
-    eval_fn = make_eval_fn(metrics_fn, len(split.labels), batch_size, mesh)
-    return compile_on(eval_fn, (params, *split), mesh, recipe=recipe)
-
-
-def run_epoch(compiled: CompiledStage, state, data: DeviceData, key, epoch: int):
-    """Train one epoch, then test; metrics reach the host once each. Times training only."""
-    start = time.perf_counter()
-    with jax.profiler.TraceAnnotation("epoch"):  # named regions of a profiler trace
-        state, step_metrics = compiled.epoch(state, *data.train, key)
-        step_metrics = jax.device_get(step_metrics)
-    seconds = time.perf_counter() - start
-    with jax.profiler.TraceAnnotation("evaluation"):
-        test_metrics = jax.device_get(compiled.evaluate(state.params, *data.test))
-    eval_seconds = time.perf_counter() - start - seconds
-    train = {k: float(np.mean(v)) for k, v in step_metrics.items()}
-    test = {k: float(v) for k, v in test_metrics.items()}
-    if not all(math.isfinite(v) for v in [*train.values(), *test.values()]):
-        raise _diverged(epoch, step_metrics["loss"], int(jax.device_get(state.step)))
-    record = EpochRecord(epoch, train, test, seconds, eval_seconds)
-    return state, record, step_metrics["loss"]
-
-
-def _diverged(epoch: int, losses: np.ndarray, steps_done: int) -> TrainingDivergedError:
-    """What to say when an epoch's metrics are NaN/Inf: a loss that was already so before the
-    first update comes from the data, the model or the loss, not from the learning rate."""
-    bad = np.flatnonzero(~np.isfinite(losses))
-    before_any_update = bad.size > 0 and steps_done - len(losses) + bad[0] == 0
-    kept = "the last good checkpoint is kept"
-    if before_any_update:
-        return TrainingDivergedError(
-            f"loss was NaN/Inf in epoch {epoch} before the first update, so the model, the loss "
-            f"or the data produce it, not the learning rate; {kept}"
-        )
-    return TrainingDivergedError(
-        f"loss became NaN/Inf in epoch {epoch}; {kept}; a smaller learning rate, or a look at "
-        "the data and the loss settings, may help",
-        settings=("lr",),
-    )
-
-
-def steady_state_seconds(seconds: list[float]) -> float | None:
-    """Median of epoch times, leaving out the first (it pays for warm-up) when there are more."""
-    times = seconds[1:] or seconds
-    return statistics.median(times) if times else None

@@ -13,7 +13,7 @@ import jax
 
 from aejax.contracts import MetricsFn
 from aejax.data.datasets import Split
-from aejax.engine.train import compile_eval
+from aejax.engine.epochs import compile_eval
 from aejax.run.checkpoint import StageCheckpoints
 
 

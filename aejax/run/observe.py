@@ -30,7 +30,7 @@ from aejax.errors import UserError
 
 TENSORBOARD_DIR = "tensorboard"
 QUEUED_EVENTS = 8192
-# Metrics rows (`aejax.engine.train.EpochRecord.as_dict`) -> TensorBoard tags:
+# Metrics rows (`aejax.engine.epochs.EpochRecord.as_dict`) -> TensorBoard tags:
 # "test_loss" -> "test/loss".
 TIME_TAGS = {"seconds": "time/epoch_s", "eval_s": "time/eval_s"}
 

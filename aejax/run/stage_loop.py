@@ -17,11 +17,9 @@ from aejax.config import StageConfig
 from aejax.contracts import Augmentation, MetricsFn
 from aejax.data.datasets import Dataset, DeviceData, Split, to_device
 from aejax.engine import distributed, parallel
+from aejax.engine.epochs import compile_stage
 from aejax.engine.keys import epoch_key
-from aejax.engine.train import (
-    TrainState,
-    compile_stage,
-)
+from aejax.engine.train import TrainState
 from aejax.errors import TrainingInterrupted, UserError, disk_full
 from aejax.figures import plots
 from aejax.model.tasks import Task

@@ -16,8 +16,8 @@ from tqdm.auto import tqdm
 
 from aejax.config import StageConfig
 from aejax.data.datasets import DeviceData
+from aejax.engine.epochs import CompiledStage, run_epoch, steady_state_seconds
 from aejax.engine.keys import epoch_key
-from aejax.engine.train import CompiledStage, run_epoch, steady_state_seconds
 from aejax.model.optim import learning_rate
 from aejax.run import checkpoint, early_stopping, observe
 from aejax.run.interrupt import StopRequest
