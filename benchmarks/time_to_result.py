@@ -10,7 +10,14 @@ run in rounds that rotate their order (this machine's speed drifts):
   so that it fills the cache the warm run then uses);
 - ``aejax-warm``: the same command again, its programs loaded from that persistent cache;
 - ``eager``, ``eager-tuned``, ``compiled``: the PyTorch reference pipeline on preloaded tensors
-  (``contender.py``); *tuned* is eager with denormals flushed to zero and one thread per core.
+  (``contender.py``); *tuned* is eager with denormals flushed to zero and one thread per core;
+- ``before-cold``, ``before-warm``: with ``--baseline PATH``, the same two runs of another
+  checkout of aejax (e.g. ``git worktree add PATH <commit>``), in the same rounds: a change's
+  before and after on one host, alternating. ``--contenders`` picks whom to run.
+
+The *fixed cost* row is what a run spends beyond its imports and its epochs: wall time less
+process start and imports, the steady-state epochs and the per-epoch test evaluations (inside
+the epoch's program in later versions, a phase of its own in earlier ones).
 
 Writes ``results/<name>.json`` and ``.md``: per contender and epoch count the median wall time,
 aejax's speed-up over each PyTorch contender, aejax's wall time against the sum of its steady-state
@@ -36,15 +43,16 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 TORCH = {"eager": [], "eager-tuned": ["--flush-denormal"], "compiled": []}
 CONTENDERS = ("aejax-cold", "aejax-warm", *TORCH)
+BASELINE = ("before-cold", "before-warm")
 PHASES = ("init_s", "compile_s", "epochs_s", "eval_s", "checkpoint_s", "figures_s")
 
 
-def aejax_command(args, epochs: int, workdir: Path, cache: Path) -> list[str]:
+def aejax_command(args, epochs: int, workdir: Path, cache: Path, repo: Path = REPO) -> list[str]:
     flags = ["--dataset", args.dataset, "--epochs", str(epochs), "--workdir", str(workdir)]
     flags += ["--compile-cache", str(cache), "--no-progress"]
     if args.data_dir:
         flags += ["--data-dir", args.data_dir]
-    return [sys.executable, str(REPO / "scripts" / "pipeline.py"), *flags]
+    return [sys.executable, str(repo / "scripts" / "pipeline.py"), *flags]
 
 
 def torch_command(args, name: str, epochs: int, out: Path, workdir: Path) -> list[str]:
@@ -62,24 +70,28 @@ def run_one(args, name: str, epochs: int, scratch: Path, cache: Path) -> dict:
     """One whole process of contender `name`: its wall time and what it reported."""
     workdir = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=scratch))
     out = workdir / "result.json"
-    if name.startswith("aejax"):
+    env = {**os.environ, "JAX_PLATFORMS": "cpu"}  # a CPU benchmark, even where a GPU exists
+    if name in BASELINE:  # its own checkout first on sys.path, not the installed aejax
+        command = aejax_command(args, epochs, workdir, cache, args.baseline)
+        env["PYTHONPATH"] = str(args.baseline)
+    elif name.startswith("aejax"):
         command = aejax_command(args, epochs, workdir, cache)
     else:
         command = torch_command(args, name, epochs, out, workdir)
-    env = {**os.environ, "JAX_PLATFORMS": "cpu"}  # a CPU benchmark, even where a GPU exists
     spawned = time.time()
     done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=args.timeout)
     wall = time.time() - spawned
     if done.returncode != 0:
         tail = " | ".join(done.stderr.strip().splitlines()[-3:])
         raise SystemExit(f"{name} failed with exit status {done.returncode}: {tail}")
-    report = workdir / "pipeline.json" if name.startswith("aejax") else out
+    ours = name.startswith("aejax") or name in BASELINE
+    report = workdir / "pipeline.json" if ours else out
     result = json.loads(report.read_text())
     shutil.rmtree(workdir, ignore_errors=True)
     row = {"contender": name, "epochs": epochs, "wall_s": wall, "spawned": spawned}
     return {
         **row,
-        **(_aejax_row(result, spawned) if name.startswith("aejax") else _torch_row(result)),
+        **(_aejax_row(result, spawned) if ours else _torch_row(result)),
     }
 
 
@@ -106,15 +118,24 @@ def _torch_row(result: dict) -> dict:
     }
 
 
-def schedule(epoch_counts: list[int], rounds: int) -> list[tuple[int, int, list[str]]]:
-    """(epochs, round, contender order): aejax-cold first, the others rotating each round."""
-    others = list(CONTENDERS[1:])
+def schedule(
+    epoch_counts: list[int], rounds: int, contenders=CONTENDERS
+) -> list[tuple[int, int, list[str]]]:
+    """(epochs, round, contender order): the cold runs first (each fills the cache its warm run
+    then uses), cold and warm ones each rotating from round to round."""
+    colds = [c for c in contenders if c.endswith("-cold")]
+    others = [c for c in contenders if not c.endswith("-cold")]
     plan = []
     for epochs in epoch_counts:
         for r in range(rounds):
-            shift = r % len(others)
-            plan.append((epochs, r, ["aejax-cold", *others[shift:], *others[:shift]]))
+            order = [*_rotated(colds, r), *_rotated(others, r)]
+            plan.append((epochs, r, order))
     return plan
+
+
+def _rotated(names: list[str], by: int) -> list[str]:
+    shift = by % len(names) if names else 0
+    return [*names[shift:], *names[:shift]]
 
 
 BREAKDOWN = {
@@ -128,6 +149,7 @@ BREAKDOWN = {
     "figures_s": "figures",
     "other_s": "other (device placement, restores, outputs, exit)",
 }
+OURS = ("aejax-cold", "aejax-warm", *BASELINE)
 
 
 def summarize(runs: list[dict]) -> dict:
@@ -135,13 +157,13 @@ def summarize(runs: list[dict]) -> dict:
     summary = {}
     for epochs in sorted({r["epochs"] for r in runs}):
         rows = {}
-        for name in CONTENDERS:
+        for name in (*CONTENDERS, *BASELINE):
             mine = [r for r in runs if r["epochs"] == epochs and r["contender"] == name]
             if mine:
                 rows[name] = _summary_row(mine)
         speedups = {
             f"{ours} vs {theirs}": rows[theirs]["wall_s"] / rows[ours]["wall_s"]
-            for ours in ("aejax-cold", "aejax-warm")
+            for ours in OURS
             for theirs in TORCH
             if ours in rows and theirs in rows
         }
@@ -163,7 +185,14 @@ def _summary_row(runs: list[dict]) -> dict:
         breakdown = {k: median(r[k] for r in runs) for k in parts}
         breakdown["other_s"] = median(r["wall_s"] - sum(r[k] for k in parts) for r in runs)
         row["breakdown"] = breakdown
+        row["fixed_s"] = median(fixed_cost(r) for r in runs)
     return row
+
+
+def fixed_cost(run: dict) -> float:
+    """Wall time beyond process start and imports, the steady-state epochs and the per-epoch
+    tests (a phase of their own where the epoch's program does not hold them)."""
+    return run["wall_s"] - run["start_and_imports_s"] - run["steady_epochs_s"] - run["eval_s"]
 
 
 def markdown(record: dict) -> str:
@@ -194,7 +223,7 @@ def _breakdown_table(summary: dict) -> list[str]:
     columns = [
         (epochs, name, block["contenders"][name]["breakdown"])
         for epochs, block in summary.items()
-        for name in ("aejax-cold", "aejax-warm")
+        for name in OURS
         if name in block["contenders"]
     ]
     head = " | ".join(f"{name} {e}+{e}" for e, name, _ in columns)
@@ -204,6 +233,8 @@ def _breakdown_table(summary: dict) -> list[str]:
         lines.append(f"| {label} | " + " | ".join(f"{b[key]:.2f}" for _, _, b in columns) + " |")
     walls = " | ".join(f"{summary[e]['contenders'][n]['wall_s']:.2f}" for e, n, _ in columns)
     lines.append(f"| **wall** | {walls} |")
+    fixed = " | ".join(f"{summary[e]['contenders'][n]['fixed_s']:.2f}" for e, n, _ in columns)
+    lines.append(f"| **fixed cost** (wall − imports − Σ epochs and their tests) | {fixed} |")
     return lines
 
 
@@ -212,11 +243,13 @@ def benchmark(args) -> str:
 
     if args.rounds < 1 or min(args.epochs) < 1:
         raise UserError("rounds and epochs must be at least 1", settings=("rounds", "epochs"))
+    contenders = _contenders(args)
     runs = []
     with tempfile.TemporaryDirectory(prefix="time_to_result-") as scratch:
-        for epochs, r, order in schedule(args.epochs, args.rounds):
-            cache = Path(scratch) / f"cache-{epochs}-{r}"  # empty: the cold run fills it
+        for epochs, r, order in schedule(args.epochs, args.rounds, contenders):
             for name in order:
+                # Empty: the cold run fills it; each checkout its own.
+                cache = Path(scratch) / f"cache-{name.split('-')[0]}-{epochs}-{r}"
                 print(f"{epochs}+{epochs} epochs, round {r}: {name} ...", flush=True)
                 runs.append(run_one(args, name, epochs, Path(scratch), cache))
                 print(f"  {runs[-1]['wall_s']:.1f} s", flush=True)
@@ -224,10 +257,38 @@ def benchmark(args) -> str:
         "command": args.command,
         "machine": machine.describe(),
         "rounds": args.rounds,
+        "baseline": _described(args.baseline),
         "summary": summarize(runs),
         "runs": runs,
     }
     return results.write(args, record, markdown(record))
+
+
+def _contenders(args) -> tuple[str, ...]:
+    """Whom to run: those asked for (all, by default; the baseline's with ``--baseline``)."""
+    from aejax.errors import UserError
+
+    every = (*CONTENDERS, *BASELINE) if args.baseline else CONTENDERS
+    chosen = tuple(args.contenders or every)
+    if args.baseline is not None and not (args.baseline / "aejax" / "__init__.py").is_file():
+        raise UserError(f"{args.baseline} is not a checkout of aejax", settings=("baseline",))
+    if any(c in BASELINE for c in chosen) and args.baseline is None:
+        raise UserError("before-cold and before-warm need --baseline", settings=("contenders",))
+    if any(c.endswith("-warm") and c.replace("-warm", "-cold") not in chosen for c in chosen):
+        raise UserError(
+            "a warm run needs its cold run (it fills the cache)", settings=("contenders",)
+        )
+    return chosen
+
+
+def _described(baseline: Path | None) -> dict | None:
+    """The baseline checkout and its commit, as git names it (None without one)."""
+    if baseline is None:
+        return None
+    done = subprocess.run(
+        ["git", "-C", str(baseline), "log", "-1", "--format=%h %s"], capture_output=True, text=True
+    )
+    return {"path": str(baseline), "commit": done.stdout.strip() or None}
 
 
 def main(argv=None) -> int:
@@ -235,6 +296,12 @@ def main(argv=None) -> int:
     parser.add_argument("--epochs", type=int, nargs="+", default=[3, 10], help="of each stage")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--timeout", type=int, default=1800, help="seconds per process")
+    parser.add_argument(
+        "--baseline", type=Path, help="another aejax checkout, run as before-cold/before-warm"
+    )
+    parser.add_argument(
+        "--contenders", nargs="+", choices=[*CONTENDERS, *BASELINE], help="default: all there are"
+    )
     return results.run(benchmark, parser, "time_to_result.py", argv)
 
 

@@ -230,6 +230,30 @@ def test_time_to_result_rounds_put_the_cold_run_first():
     assert all(order[0] == "aejax-cold" and sorted(order) == sorted(ttr.CONTENDERS)
                for _, _, order in plan)  # fmt: skip
     assert plan[0][2][1:] != plan[1][2][1:]  # the others rotate
+    both = ("aejax-cold", "aejax-warm", "before-cold", "before-warm")
+    plan = ttr.schedule([3], rounds=2, contenders=both)
+    for _, _, order in plan:  # each cold run fills the cache its warm run reads
+        assert sorted(order[:2]) == ["aejax-cold", "before-cold"] and sorted(order) == sorted(both)
+    assert plan[0][2] != plan[1][2]  # before and after alternate in who goes first
+
+
+def test_time_to_result_fixed_cost_leaves_out_imports_epochs_and_their_tests():
+    import time_to_result as ttr
+
+    # Earlier versions: the per-epoch test a phase of its own; later: inside the epochs.
+    before = {"wall_s": 12.0, "start_and_imports_s": 1.5, "steady_epochs_s": 8.0, "eval_s": 0.5}
+    after = {**before, "wall_s": 11.0, "steady_epochs_s": 8.5, "eval_s": 0.0}
+    assert ttr.fixed_cost(before) == 2.0 and ttr.fixed_cost(after) == 1.0
+
+
+def test_time_to_result_refuses_a_baseline_that_is_not_aejax_and_a_warm_run_alone(tmp_path):
+    import time_to_result as ttr
+
+    flags = ["--results-dir", str(tmp_path), "--epochs", "1", "--rounds", "1"]
+    assert ttr.main([*flags, "--baseline", str(tmp_path)]) == 2
+    assert ttr.main([*flags, "--contenders", "aejax-warm"]) == 2
+    assert ttr.main([*flags, "--contenders", "aejax-cold", "before-cold"]) == 2
+    assert not list(tmp_path.iterdir())
 
 
 def test_run_command_times_the_readme_command_against_its_epochs(tmp_path):
