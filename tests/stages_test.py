@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from aejax.config import FinetuneConfig, ObjectiveConfig, PretrainConfig, TrainConfig
-from aejax.engine.keys import epoch_key
+from aejax.engine.keys import epoch_key, stage_key
 from aejax.errors import UserError
 from aejax.evaluation import evaluate_stage, load_stage
 from aejax.run import checkpoint
@@ -207,3 +207,17 @@ def test_epoch_keys_depend_on_seed_and_epoch_only():
     assert data(epoch_key(config, 2)) != data(epoch_key(config, 3))
     other_seed = config.replace(train=TrainConfig(seed=1))
     assert data(epoch_key(config, 2)) != data(epoch_key(other_seed, 2))
+
+
+@pytest.mark.parametrize("seed", [0, 2**31 - 1, 2**31, 2**32 - 1])
+def test_every_accepted_seed_makes_the_keys_jax_random_makes(seed):
+    """Seeds are unsigned 32-bit: those of 2**31 and more once overflowed the key programs."""
+    config = PretrainConfig().replace(train=TrainConfig(seed=seed))
+    stream = jax.random.fold_in(jax.random.key(seed), 1)
+    for epoch in (0, 5):
+        expected = jax.random.key_data(jax.random.fold_in(stream, epoch))
+        np.testing.assert_array_equal(jax.random.key_data(epoch_key(config, epoch)), expected)
+    init = jax.random.key_data(stage_key(config, 0))
+    np.testing.assert_array_equal(
+        init, jax.random.key_data(jax.random.fold_in(jax.random.key(seed), 0))
+    )

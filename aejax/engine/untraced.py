@@ -84,7 +84,8 @@ def recipe_key(recipe: str, environment: str, args: tuple, donate_argnums: tuple
         # functions, which change from process to process. A None is a node, not a leaf.
         paths = jax.tree_util.tree_flatten_with_path(arg, is_leaf=lambda x: x is None)[0]
         for path, leaf in paths:
-            kind = "None" if leaf is None else f"{jax.typeof(leaf)}\0{leaf.sharding}"
+            sharding = getattr(leaf, "sharding", None)  # none: a NumPy or Python value
+            kind = "None" if leaf is None else f"{jax.typeof(leaf)}\0{sharding}"
             where = jax.tree_util.keystr(path)
             digest.update(f"{i}{where}\0{i in donate_argnums}\0{kind}\0".encode())
     return digest.hexdigest()
