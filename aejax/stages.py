@@ -73,9 +73,9 @@ def pretrain(
     given = Given.checked(model, optimizer, objective, callbacks, config)
     started = time.perf_counter()
     tx = optimizer or optax.adam(config.train.lr)
-    model, state = _fresh_state(config, data, tx, mesh, model)
-    components = given.components(model, state)
     recipe = program_recipe(config, given)
+    model, state = _fresh_state(config, data, tx, mesh, model, recipe)
+    components = given.components(model, state)
     start = StageStart(state, None, time.perf_counter() - started, mesh, components, recipe)
     kind = PRETRAINING if objective is None else dataclasses.replace(PRETRAINING, report=_no_keys)
     task = StageTask(
@@ -106,14 +106,14 @@ def finetune(
     _require_classes(config, data)
     started = time.perf_counter()
     tx = make_optimizer(config.train.lr, config.transfer, optimizer)
-    model, state = _fresh_state(config, data, tx, mesh, model)
+    recipe = program_recipe(config, given)
+    model, state = _fresh_state(config, data, tx, mesh, model, recipe)
     source = config.encoder_source_dir if config.transfer.encoder == "pretrained" else None
     val = None
     if config.early_stopping.val_split:
         data, val = hold_out(data, config.early_stopping.val_split, config.train.seed)
     augmentation = _augmentation(config, data)
     components = given.components(model, state)
-    recipe = program_recipe(config, given)
     start = StageStart(state, source, time.perf_counter() - started, mesh, components, recipe)
     metrics_fn = objective or FINETUNING.metrics(config, model)
     kind = FINETUNING if objective is None else dataclasses.replace(FINETUNING, report=_no_keys)
@@ -275,9 +275,11 @@ def _require_classes(config: FinetuneConfig, data: Dataset) -> None:
         )
 
 
-def _fresh_state(config, data: Dataset, tx: optax.GradientTransformation, mesh, model=None):
+def _fresh_state(
+    config, data: Dataset, tx: optax.GradientTransformation, mesh, model=None, recipe=None
+):
     """The stage's model (`model`, or the one its config describes), and its freshly initialised
     state (step 3 of `aejax.run.resume`)."""
     model = model or stage_model(config, data.input_dim)
     key = stage_key(config, INIT_STREAM, mesh)
-    return model, create_state(model, data.input_dim, tx, key, mesh)
+    return model, create_state(model, data.input_dim, tx, key, mesh, recipe)

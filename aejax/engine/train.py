@@ -22,17 +22,22 @@ TrainState = train_state.TrainState
 
 
 def create_state(
-    model, input_dim: int, tx: optax.GradientTransformation, key, mesh=None
+    model, input_dim: int, tx: optax.GradientTransformation, key, mesh=None, recipe=None
 ) -> TrainState:
     """A fresh TrainState for `model` on inputs of `input_dim` features, made by one program
-    (replicated on the device `mesh`, when there is one, as is `key`)."""
+    (replicated on the device `mesh`, when there is one, as is `key`); a `recipe` names what
+    `model` and `tx` are built from (`aejax.engine.untraced`)."""
 
     def init(key):
         params = model.init(key, jnp.zeros((1, input_dim), jnp.float32))["params"]
-        return initial_state(model.apply, params, tx)
+        state = initial_state(model.apply, params, tx)
+        return state.step, state.params, state.opt_state  # the arrays; the functions stay here
 
     # Run eagerly, Flax's init would compile dozens of single-op programs; jitted it is one.
-    return compile_on(init, (key,), mesh, options=ONCE_RUN_OPTIONS)(key)
+    recipe = recipe and f"{recipe}/init/{input_dim}"
+    program = compile_on(init, (key,), mesh, options=ONCE_RUN_OPTIONS, recipe=recipe)
+    step, params, opt_state = program(key)
+    return TrainState(step=step, apply_fn=model.apply, params=params, tx=tx, opt_state=opt_state)
 
 
 # A program that runs once per stage (parameter init) is dominated by its compile time. At XLA's
