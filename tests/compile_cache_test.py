@@ -69,7 +69,7 @@ def test_another_model_size_compiles_afresh(cached_runs):
     kept = cached_runs[0] / "executables"
     # The key programs are the same for both sizes, and kept once.
     assert len(list(kept.glob("*.executable"))) == 2 * KEPT - KEY_PROGRAMS
-    assert len(list(kept.glob("*.outputs"))) == 2 * UNTRACED - KEY_PROGRAMS
+    assert len(list(kept.glob("*.recipe"))) == 2 * UNTRACED - KEY_PROGRAMS
 
 
 def test_corrupt_cache_entries_warn_in_one_line_each_and_the_run_goes_on(cached_runs, tmp_path):

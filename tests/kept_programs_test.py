@@ -1,4 +1,5 @@
 import os
+import pickle
 import shutil
 import subprocess
 import sys
@@ -215,7 +216,8 @@ def test_a_program_with_a_recipe_loads_untraced_and_computes_what_jit_does(kept)
     state = jax.tree.map(jnp.copy, ARGS[0])
     program(state, ARGS[1], jax.random.key(1))
     assert state["w"].is_deleted()  # still donated
-    assert sorted(p.suffix for p in kept.iterdir()) == [".executable", ".outputs"]
+    # The program is kept once, under its trace's key; the recipe's entry names it.
+    assert sorted(p.suffix for p in kept.iterdir()) == [".executable", ".recipe"]
 
 
 def test_whatever_shapes_a_program_changes_its_recipe_key(kept, monkeypatch, tmp_path):
@@ -243,6 +245,20 @@ def test_whatever_shapes_a_program_changes_its_recipe_key(kept, monkeypatch, tmp
     assert fn.count == 1
 
 
+def test_a_program_kept_by_an_earlier_version_is_found_by_its_trace_and_then_untraced(kept):
+    """After an upgrade (another aejax source: another recipe key) a program that did not change
+    is found by its trace, not compiled again, and from then on without the trace."""
+    by_recipe("stage a")
+    for entry in kept.glob("*.recipe"):
+        entry.unlink()  # as if kept by a version whose recipe keys differ
+    with compile_cache.count_compiles() as counted:
+        traces, program = by_recipe("stage a")
+    assert traces == 1 and counted.compiled == 0
+    assert by_recipe("stage a")[0] == 0
+    expected = jax.device_get(jax.jit(step(0.5))(*ARGS, jax.random.key(7)))
+    jax.tree.map(np.testing.assert_array_equal, run(program), expected)
+
+
 def test_outputs_that_cannot_be_recorded_are_kept_by_their_trace(kept):
     def with_function_in_output(state, x, key):
         new, total = step(0.5)(state, x, key)
@@ -256,11 +272,12 @@ def test_outputs_that_cannot_be_recorded_are_kept_by_their_trace(kept):
     assert counted.cache_hits == 1
 
 
-def test_a_damaged_output_structure_is_kept_afresh(kept):
+def test_a_damaged_recipe_entry_is_written_afresh(kept):
     by_recipe("stage a")
-    (outputs,) = kept.glob("*.outputs")
-    outputs.write_bytes(b"not a pickle")
-    traces, program = by_recipe("stage a")
-    assert traces == 1 and outputs.read_bytes() != b"not a pickle"
+    (entry,) = kept.glob("*.recipe")
+    for damage in (b"not a pickle", pickle.dumps(("../elsewhere.executable", None))):
+        entry.write_bytes(damage)
+        traces, program = by_recipe("stage a")
+        assert traces == 1 and entry.read_bytes() != damage
     expected = jax.device_get(jax.jit(step(0.5))(*ARGS, jax.random.key(7)))
     jax.tree.map(np.testing.assert_array_equal, run(program), expected)

@@ -106,25 +106,24 @@ def compile_program(
     device = _device(args)
     if _kept_dir is None or device is None:
         return jitted.lower(*args).compile(options)
-    by_recipe = None
+    entry = None
     if recipe is not None:
         key = untraced.recipe_key(recipe, untraced.environment(options), args, donate_argnums)
-        by_recipe = _kept_dir / f"{key}.executable"
-        compiled = _load_untraced(by_recipe, args, device)
+        entry = _kept_dir / f"{key}.recipe"
+        compiled = _load_untraced(entry, args, device)
         if compiled is not None:
             return compiled
     traced = jitted.trace(*args)
     path = _kept_dir / f"{program_key(traced, args, donate_argnums, options)}.executable"
-    compiled = _load(path, traced, device)  # kept by a run that had no recipe for it
+    compiled = _load(path, traced, device)
     if compiled is None:
         compiled, fresh = _compile(traced, options)
-        # Only a fresh one: one that JAX loaded from its own cache serializes without kernels.
-        payload = _serialized(compiled) if fresh else None
-        kept = by_recipe is not None and _keep_untraced(by_recipe, payload, traced, args)
-        if payload is not None and not kept:
-            write_whole(path, payload)
-    elif by_recipe is not None:
-        _keep_untraced(by_recipe, path.read_bytes(), traced, args)
+        if fresh:  # one that JAX loaded from its own cache serializes without its kernels
+            _keep(path, compiled)
+    if entry is not None and path.is_file():
+        outputs = untraced.recipe_entry(path.name, jax.tree.structure(traced.out_info), args)
+        if outputs is not None:
+            write_whole(entry, outputs)
     return compiled
 
 
@@ -173,37 +172,27 @@ def _compile(traced, options):
     return compiled, counted.compiled > 0
 
 
-def _serialized(compiled) -> bytes | None:
-    """`compiled` as bytes, if JAX can serialize it (not with host callbacks or constants)."""
+def _keep(path: Path, compiled) -> None:
+    """Serialize `compiled` into `path`, if JAX can (not with host callbacks or constants)."""
     try:
         payload, _, _ = serialize_executable.serialize(compiled)
     except Exception:  # noqa: BLE001 - not serializable: it is compiled again next time
-        return None
-    return payload
+        return
+    write_whole(path, payload)
 
 
-def _keep_untraced(path: Path, payload: bytes | None, traced, args: tuple) -> bool:
-    """Whether the program `payload` is kept at `path`, its output structure beside it (not
-    when that cannot be recorded)."""
-    outputs = untraced.output_template(jax.tree.structure(traced.out_info), args)
-    if payload is None or outputs is None:
-        return False
-    write_whole(path.with_suffix(".outputs"), outputs)
-    write_whole(path, payload)  # last: it marks the pair complete
-    return True
-
-
-def _load_untraced(path: Path, args: tuple, device):
-    """The program kept at `path` by its recipe, or None."""
+def _load_untraced(entry: Path, args: tuple, device):
+    """The program a recipe's `entry` names, loaded for `args`, or None."""
     try:
-        outputs = path.with_suffix(".outputs").read_bytes()
-        out_tree = untraced.output_tree(outputs, args)
+        program, out_tree = untraced.read_recipe_entry(entry.read_bytes(), args)
+        if Path(program).name != program or not program.endswith(".executable"):
+            raise ValueError(f"{entry} names no kept program")
     except OSError:
         return None  # not kept yet
-    except Exception:  # noqa: BLE001 - damaged: traced and kept afresh
-        path.unlink(missing_ok=True)
+    except Exception:  # noqa: BLE001 - damaged: written afresh after a trace
+        entry.unlink(missing_ok=True)
         return None
-    return _load(path, jax.tree.structure((args, {})), device, out_tree)
+    return _load(_kept_dir / program, jax.tree.structure((args, {})), device, out_tree)
 
 
 def _load(path: Path, traced, device, out_tree=None):

@@ -14,9 +14,11 @@ Whoever passes a recipe promises that nothing else reaches the program: a stage 
 the caller gave it a model, optimizer or objective of their own (their code is not aejax's), and
 such programs are traced and keyed on their jaxpr as before.
 
-Loading a program needs the tree structure of its outputs, which only a trace reveals; it is kept
-beside the program (``.outputs``), with any part that has an argument's structure (the train
-state an epoch hands back) recorded as that argument, since it holds unpicklable functions.
+The recipe's entry (``<key>.recipe``) names the kept program (stored once, under the key of its
+trace: after an upgrade that leaves a program as it was, its trace finds it again) and the tree
+structure of its outputs, which only a trace reveals; any part of that with an argument's
+structure (the train state an epoch hands back) is recorded as that argument, since it holds
+unpicklable functions.
 """
 
 from __future__ import annotations
@@ -98,9 +100,9 @@ class SameAsArgument:
     index: int
 
 
-def output_template(out_tree, args: tuple) -> bytes | None:
-    """`out_tree` as picklable bytes (parts shaped like an argument named by its index), or None
-    when some part cannot be pickled (the program is then traced on every run)."""
+def recipe_entry(program: str, out_tree, args: tuple) -> bytes | None:
+    """The kept `program`'s name and its `out_tree` as bytes (parts shaped like an argument named
+    by its index), or None when some part cannot be pickled (then traced on every run)."""
     arg_trees = [jax.tree.structure(arg) for arg in args]
 
     def template(node):
@@ -116,13 +118,13 @@ def output_template(out_tree, args: tuple) -> bytes | None:
 
     example = jax.tree.unflatten(out_tree, [0] * out_tree.num_leaves)
     try:
-        return pickle.dumps(template(example))
+        return pickle.dumps((program, template(example)))
     except (pickle.PicklingError, AttributeError, TypeError):
         return None
 
 
-def output_tree(blob: bytes, args: tuple):
-    """The output structure `output_template` recorded, for these `args`."""
+def read_recipe_entry(blob: bytes, args: tuple) -> tuple[str, object]:
+    """The kept program's name and its output structure for `args`, as `recipe_entry` wrote."""
 
     def rebuild(node):
         if isinstance(node, SameAsArgument):
@@ -135,4 +137,5 @@ def output_tree(blob: bytes, args: tuple):
             return {key: rebuild(child) for key, child in node.items()}
         return node
 
-    return jax.tree.structure(rebuild(pickle.loads(blob)))  # noqa: S301 - a private folder
+    program, template = pickle.loads(blob)  # noqa: S301 - a private folder (`compile_cache`)
+    return str(program), jax.tree.structure(rebuild(template))

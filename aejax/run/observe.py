@@ -7,8 +7,8 @@
   cannot be written is one warning, and training goes on without it.
 - **Profiler** (``profile_dir``): a `jax.profiler` trace of one steady-state epoch (the second this
   process trains; the only one when it trains one), with named regions ``epoch`` (its one
-  program: training, then the test) and ``checkpoint``. Open ``*.trace.json.gz`` in https://ui.perfetto.dev, or the folder with
-  TensorBoard's profile plugin.
+  program: training, then the test) and ``checkpoint``. Open ``*.trace.json.gz`` in
+  https://ui.perfetto.dev, or the folder with TensorBoard's profile plugin.
 - **Summary**: each parameter's path, shape and size, printed at the start of a stage.
 """
 
