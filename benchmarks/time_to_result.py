@@ -212,7 +212,9 @@ def markdown(record: dict) -> str:
                 f"{row['wall_over_steady_epochs']:.2f} | {row['accuracy']:.4f} |"
             )
         speedups = ", ".join(f"{k} **{v:.2f}×**" for k, v in block["speedups"].items())
-        lines += ["", f"aejax speed-up (PyTorch wall / aejax wall): {speedups}.", ""]
+        if speedups:  # none without a PyTorch contender
+            lines += ["", f"aejax speed-up (PyTorch wall / aejax wall): {speedups}."]
+        lines.append("")
     lines += _breakdown_table(record["summary"])
     lines += ["", f"Machine: {machine.summary_line(record['machine'])}.", ""]
     lines.append(f"Command: `{record['command']}`")
