@@ -42,6 +42,7 @@ FAST = "-x -q -p no:cacheprovider -n 0"
 # Each module and the fast test files that should notice its bugs.
 MODULES = {
     "train": ("aejax/engine/train.py", ("tests/train_test.py",)),
+    "epochs": ("aejax/engine/epochs.py", ("tests/train_test.py",)),
     "objectives": ("aejax/model/objectives.py", ("tests/objectives_test.py",)),
     "models": ("aejax/model/models.py", ("tests/models_test.py", "tests/objectives_test.py")),
     "data": ("aejax/data/datasets.py", ("tests/data_test.py", "tests/contract_test.py")),
