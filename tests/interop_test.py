@@ -34,7 +34,7 @@ from aejax import (
 from aejax.config import ObjectiveConfig
 from aejax.engine.train import create_state, make_epoch_fn
 from aejax.errors import StateDictMismatchError
-from aejax.model.interop import to_torch_module
+from aejax.model.interop import scale_by_torch_adam, to_torch_module
 from aejax.model.objectives import classification_metrics
 from aejax.model.objectives import reconstruction_metrics as objective_metrics
 
@@ -186,6 +186,18 @@ def test_missing_and_unexpected_keys_are_named():
         from_torch_state_dict(state_dict, "autoencoder")
     with pytest.raises(StateDictMismatchError, match="fc.weight"):
         from_torch_state_dict(autoencoder.state_dict(), "classifier")
+    # Either alone is refused too: a key missing, or one too many.
+    only_missing = dict(autoencoder.state_dict())
+    only_missing.pop("decoder.2.bias")
+    with pytest.raises(
+        StateDictMismatchError, match=r"missing \['decoder\.2\.bias'\], unexpected nothing"
+    ):
+        from_torch_state_dict(only_missing, "autoencoder")
+    one_too_many = {**autoencoder.state_dict(), "decoder.4.weight": torch.zeros(3)}
+    with pytest.raises(
+        StateDictMismatchError, match=r"missing nothing, unexpected \['decoder\.4\.weight'\]"
+    ):
+        from_torch_state_dict(one_too_many, "autoencoder")
     with pytest.raises(UserError, match="model must be one of"):
         from_torch_state_dict(classifier.state_dict(), "resnet")
 
@@ -199,7 +211,10 @@ def test_shape_mismatch_is_a_checkpoint_error_naming_the_layer():
     broken = dict(narrow.state_dict())
     broken["encoder.2.weight"] = torch.zeros(64, 50)  # takes 50 inputs after a 32-wide layer
     broken["encoder.2.bias"] = torch.zeros(64)
-    with pytest.raises(StateDictMismatchError, match="takes 50 inputs"):
+    # The message names both widths: what the layer takes and what the one before gives.
+    with pytest.raises(
+        StateDictMismatchError, match="takes 50 inputs but the layer before it gives 32;"
+    ):
         from_torch_state_dict(broken, "autoencoder")
 
 
@@ -246,3 +261,19 @@ def test_the_shipped_reference_modules_import_nothing_but_torch():
     imported = {alias.name for node in body if isinstance(node, ast.Import) for alias in node.names}
     imported |= {node.module for node in body if isinstance(node, ast.ImportFrom)}
     assert imported == {"__future__", "torch"}
+
+
+def test_the_torch_matching_adam_defaults_are_torch_optim_adams():
+    """Called without hyperparameters, both forms of the torch-matching Adam are PyTorch's."""
+    import inspect
+
+    defaults = torch.optim.Adam([torch.zeros(1, requires_grad=True)]).defaults
+    for fn in (torch_adam, scale_by_torch_adam):
+        given = inspect.signature(fn).parameters
+        found = (given["b1"].default, given["b2"].default, given["eps"].default)
+        assert found == (*defaults["betas"], defaults["eps"]), fn.__name__
+    params = {"w": jnp.linspace(-1.0, 1.0, 5)}
+    grads = {"w": jnp.linspace(0.5, -0.3, 5)}
+    plain = optax.chain(scale_by_torch_adam(), optax.scale_by_learning_rate(1e-3))
+    updates = [tx.update(grads, tx.init(params))[0] for tx in (plain, torch_adam(1e-3))]
+    np.testing.assert_array_equal(updates[0]["w"], updates[1]["w"])

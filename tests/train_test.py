@@ -316,6 +316,19 @@ def test_the_epoch_program_computes_what_training_then_testing_apart_do(small_fa
     jax.tree.map(np.testing.assert_array_equal, fused, apart)
 
 
+def test_each_epoch_program_takes_its_state_and_leaves_the_data(small_fashion):
+    """The state is donated (its buffers reused for the next one), the data never: it serves
+    every epoch."""
+    model, state = _classifier_state()
+    data = _device_data(small_fashion, 200, 100)
+    compiled = compile_stage(classification_metrics(model.apply), state, data, 100, KEY0)
+    for name, extra in (("epoch_and_test", data.test), ("epoch", ())):
+        given = _copy(state)
+        getattr(compiled, name)(given, *data.train, jax.random.key(1), *extra)
+        assert all(leaf.is_deleted() for leaf in jax.tree.leaves(given)), name
+        assert not any(a.is_deleted() for a in (*data.train, *data.test)), name
+
+
 def _copy(state):
     return jax.tree.map(jnp.copy, state)  # the epoch programs take their state (donated)
 
