@@ -1,3 +1,4 @@
+import contextlib
 import time
 
 import chex
@@ -7,6 +8,7 @@ import numpy as np
 import optax
 import pytest
 from flax.training.train_state import TrainState
+from jax.experimental.compilation_cache import compilation_cache as jax_compilation_cache
 
 from aejax.config import ModelConfig, ObjectiveConfig
 from aejax.contracts import Augmentation
@@ -327,6 +329,42 @@ def test_each_epoch_program_takes_its_state_and_leaves_the_data(small_fashion):
         getattr(compiled, name)(given, *data.train, jax.random.key(1), *extra)
         assert all(leaf.is_deleted() for leaf in jax.tree.leaves(given)), name
         assert not any(a.is_deleted() for a in (*data.train, *data.test)), name
+
+
+def test_programs_without_a_recipe_are_found_by_their_trace_alone(
+    small_fashion, tmp_path, monkeypatch
+):
+    """Two objectives with the same shapes and no recipe (a caller's own code): each runs its
+    own program, never the other's kept one."""
+    monkeypatch.setattr(compile_cache, "_kept_dir", tmp_path)
+    model, state = _classifier_state()
+    data = _device_data(small_fashion, 230, 70)
+    classify = classification_metrics(model.apply)
+
+    def doubled(params, images, labels, rng):
+        values = classify(params, images, labels, rng)
+        return {**values, "loss": 2.0 * values["loss"]}
+
+    losses = []
+    with _without_jax_cache():  # a program JAX's own cache holds is not kept; these must be
+        for metrics_fn in (classify, doubled):
+            compiled = compile_stage(metrics_fn, state, data, 100, KEY0)
+            _, _, test = compiled.epoch_and_test(_copy(state), *data.train, KEY0, *data.test)
+            losses.append(float(test["loss"]))
+    assert list(tmp_path.glob("*.executable")) and not list(tmp_path.glob("*.recipe"))
+    assert losses[1] == pytest.approx(2 * losses[0], rel=1e-6)
+
+
+@contextlib.contextmanager
+def _without_jax_cache():
+    enabled = jax.config.jax_enable_compilation_cache
+    jax.config.update("jax_enable_compilation_cache", False)
+    jax_compilation_cache.reset_cache()  # JAX decides once whether it uses its cache
+    try:
+        yield
+    finally:
+        jax.config.update("jax_enable_compilation_cache", enabled)
+        jax_compilation_cache.reset_cache()
 
 
 def _copy(state):
