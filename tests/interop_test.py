@@ -277,3 +277,40 @@ def test_the_torch_matching_adam_defaults_are_torch_optim_adams():
     plain = optax.chain(scale_by_torch_adam(), optax.scale_by_learning_rate(1e-3))
     updates = [tx.update(grads, tx.init(params))[0] for tx in (plain, torch_adam(1e-3))]
     np.testing.assert_array_equal(updates[0]["w"], updates[1]["w"])
+
+
+def test_importing_aejax_leaves_torch_unimported():
+    # PyTorch is optional and slow to import: only exporting to it loads it.
+    import subprocess
+
+    code = "import aejax, aejax.model.interop, sys; print('torch' in sys.modules)"
+    found = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert found.stdout.strip() == "False"
+
+
+def test_wrappers_nested_in_any_order_are_all_stripped():
+    autoencoder, _ = reference_models()
+    plain = from_torch_state_dict(autoencoder.state_dict(), "autoencoder")
+    # torch.compile over DataParallel, and DataParallel over torch.compile, twice over.
+    for prefix in ("module._orig_mod.", "_orig_mod.module.", "module.module._orig_mod."):
+        wrapped = {prefix + key: value for key, value in autoencoder.state_dict().items()}
+        assert max_abs_diff(from_torch_state_dict(wrapped, "autoencoder"), plain) == 0.0, prefix
+
+
+def test_a_weight_that_is_not_a_linear_layers_is_refused_naming_it():
+    autoencoder, _ = reference_models()
+    conv_like = dict(autoencoder.state_dict())
+    conv_like["encoder.0.weight"] = torch.zeros(128, 784, 1)  # its bias (128,) still fits
+    wrong_bias = dict(autoencoder.state_dict())
+    wrong_bias["encoder.0.bias"] = torch.zeros(129)  # a 2-D weight, but the bias does not fit
+    for state_dict in (conv_like, wrong_bias):
+        with pytest.raises(StateDictMismatchError, match=r"encoder\.0\.weight .* nn\.Linear's"):
+            from_torch_state_dict(state_dict, "autoencoder")
+
+
+def test_params_whose_bias_does_not_fit_the_kernel_are_refused_for_export():
+    params = make_autoencoder(ModelConfig(), 784).init(jax.random.key(0), jnp.zeros((1, 784)))
+    params = jax.tree.map(np.asarray, params["params"])
+    params["encoder"]["hidden"]["bias"] = np.zeros(127, np.float32)  # the kernel is (784, 128)
+    with pytest.raises(StateDictMismatchError, match="encoder/hidden has kernel .* dense layer"):
+        to_torch_state_dict(params, "autoencoder")
