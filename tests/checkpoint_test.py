@@ -10,7 +10,7 @@ from aejax.config import ModelConfig
 from aejax.engine.train import create_state
 from aejax.errors import CheckpointError
 from aejax.model.models import make_autoencoder, make_classifier
-from aejax.run import checkpoint
+from aejax.run import checkpoint, saved_step
 from aejax.run.state_digest import DamagedCheckpointError
 
 
@@ -58,12 +58,12 @@ def test_partial_restore_reads_only_the_encoder(tmp_path):
         ckpt.save(4, state, {})
     clf = make_classifier(ModelConfig(hidden=32, latent=16))
     target = clf.init(jax.random.key(1), jnp.zeros((1, 784)))["params"]
-    restored = checkpoint.restore_subtree(
+    restored = saved_step.restore_subtree(
         tmp_path / "ck", 4, {"params": {"encoder": target["encoder"]}}
     )
     assert set(restored) == {"params"} and set(restored["params"]) == {"encoder"}
     assert _equal(restored["params"]["encoder"], state.params["encoder"])
-    shapes = checkpoint.saved_param_shapes(tmp_path / "ck", 4)
+    shapes = saved_step.saved_param_shapes(tmp_path / "ck", 4)
     assert shapes["decoder"]["output"]["kernel"] == (32, 784)
 
 
@@ -112,7 +112,7 @@ def test_reading_saved_shapes_logs_no_orbax_warning(tmp_path, caplog):
     with checkpoint.StageCheckpoints(tmp_path / "ck") as ckpt:
         ckpt.save(1, _trained_state(), {})
     with caplog.at_level("INFO"):
-        shapes = checkpoint.saved_param_shapes(tmp_path / "ck", 1)
+        shapes = saved_step.saved_param_shapes(tmp_path / "ck", 1)
     assert shapes["encoder"]["hidden"]["kernel"] == (784, 32)
     assert not [r for r in caplog.records if "_CHECKPOINT_METADATA" in r.getMessage()]
 
@@ -185,10 +185,10 @@ def test_committed_epochs_are_listed_newest_first(tmp_path):
 
 def test_an_error_is_quoted_by_its_first_line():
     assert (
-        checkpoint._first_line(ValueError("what went wrong\n  at some depth")) == "what went wrong"
+        saved_step.first_line(ValueError("what went wrong\n  at some depth")) == "what went wrong"
     )
-    assert checkpoint._first_line(ValueError("")) == "ValueError"
-    assert checkpoint._first_line(ValueError("x" * 300)) == "x" * 200
+    assert saved_step.first_line(ValueError("")) == "ValueError"
+    assert saved_step.first_line(ValueError("x" * 300)) == "x" * 200
 
 
 def test_three_checkpoints_are_kept_by_default(tmp_path):
@@ -204,11 +204,11 @@ def test_params_read_alone_are_checked_against_their_digest(tmp_path):
     second = first.apply_gradients(grads=jax.tree.map(jnp.ones_like, first.params))
     _save_two_epochs(tmp_path / "ck", first, second)
     target = {"params": jax.tree.map(jnp.zeros_like, first.params)}
-    read = checkpoint.restore_subtree(tmp_path / "ck", 2, target, verify_params=True)
+    read = saved_step.restore_subtree(tmp_path / "ck", 2, target, verify_params=True)
     assert _equal(read["params"], second.params)
     _change_arrays(tmp_path / "ck", 2, like_epoch=1)
     with pytest.raises(DamagedCheckpointError, match="its params digest differs"):
-        checkpoint.restore_subtree(tmp_path / "ck", 2, target, verify_params=True)
+        saved_step.restore_subtree(tmp_path / "ck", 2, target, verify_params=True)
 
 
 def test_a_checkpoints_folder_that_cannot_be_made_is_one_error(tmp_path):
@@ -219,7 +219,7 @@ def test_a_checkpoints_folder_that_cannot_be_made_is_one_error(tmp_path):
 
 def test_the_shapes_of_a_step_that_is_not_there_are_one_error(tmp_path):
     with pytest.raises(CheckpointError, match="cannot read checkpoint metadata in .*/7/state"):
-        checkpoint.saved_param_shapes(tmp_path, 7)
+        saved_step.saved_param_shapes(tmp_path, 7)
 
 
 @pytest.mark.parametrize("vanishing, listed", [(2, True), (3, False)])
@@ -253,7 +253,7 @@ def test_metadata_whose_history_is_not_rows_is_one_error(tmp_path):
 def test_a_step_that_is_not_there_cannot_be_read_in_part(tmp_path):
     target = {"params": jax.tree.map(jnp.zeros_like, _trained_state().params)}
     with pytest.raises(CheckpointError, match="checkpoint .*/9 cannot be read"):
-        checkpoint.restore_subtree(tmp_path, 9, target)
+        saved_step.restore_subtree(tmp_path, 9, target)
 
 
 def test_a_partly_deleted_step_removed_meanwhile_by_another_process_is_no_error(

@@ -12,6 +12,7 @@ from aejax import load_stage
 from aejax.model.models import ENCODER
 from aejax.run.checkpoint import committed_epochs
 from aejax.run.saved_stage import load_pretrained_encoder
+from aejax.run.saved_step import restore_subtree
 from support import (
     SUBSET_DIR,
     one_trained_epoch,
@@ -84,7 +85,6 @@ META_DAMAGE = {
     "no history": (b"{}", "has no history in its metadata, not epochs 1 to 1"),
     "a history of the wrong type": (b'{"history": 3}', "has no history in its metadata"),
     "an empty history": (b'{"history": []}', "has a history of epochs [] in its metadata"),
-    "not json": (b"{not json", "cannot be restored ("),
 }
 
 
@@ -99,6 +99,9 @@ def test_damaged_checkpoint_metadata_is_one_line_not_a_wrong_epoch_count(trained
     assert message in result.stderr and result.stderr.startswith("error: checkpoint ")
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
     assert sorted(p.name for p in (work / "pretrain/checkpoints").iterdir()) == ["1"]
+    evaluated = run_script_here("evaluate", str(work / "pretrain"))
+    assert evaluated.returncode == 2 and evaluated.stderr.count("\n") == 1, evaluated.stderr
+    assert message in evaluated.stderr and evaluated.stderr.startswith("error: checkpoint ")
 
 
 def test_a_mirrors_credentials_are_never_written_or_printed(tmp_path):
@@ -132,26 +135,69 @@ def _replace_state(checkpoint_dir, other_checkpoint_dir):
     shutil.copytree(other_checkpoint_dir / "state", checkpoint_dir / "state")
 
 
-def test_a_changed_checkpoint_is_set_aside_and_the_resume_is_bit_identical(tmp_path):
-    damaged, whole = tmp_path / "damaged", tmp_path / "whole"
+def _largest_chunk(step):
+    return max((step / "state/ocdbt.process_0/d").iterdir(), key=lambda p: p.stat().st_size)
+
+
+def _flip_a_byte(path, every: int | None = None):
+    """One byte of `path` flipped, in its middle; with `every`, one in each `every` bytes."""
+    data = bytearray(path.read_bytes())
+    for at in [len(data) // 2] if every is None else range(0, len(data), every):
+        data[at] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def _cut(path, keep=0.5):
+    path.write_bytes(path.read_bytes()[: int(path.stat().st_size * keep)])
+
+
+# Each way a step's files change on disk, and what the warning says of it.
+STEP_DAMAGE = {
+    "another step's arrays": (lambda step: _replace_state(step, step.parent / "1"), "digest"),
+    "a byte flipped in a data chunk": (lambda step: _flip_a_byte(_largest_chunk(step)), "digest"),
+    "a data chunk cut short": (lambda step: _cut(_largest_chunk(step)), "cannot be restored"),
+    "the array metadata cut short": (lambda step: _cut(step / "state/_METADATA", 0.01), "restored"),
+    "the manifest cut short": (lambda step: _cut(step / "state/manifest.ocdbt", 0.1), "restored"),
+    "metadata that is not JSON": (
+        lambda step: (step / "meta/metadata").write_bytes(b"{not json"),
+        "cannot be restored",
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def two_epochs_and_three(tmp_path_factory):
+    """A stage of two epochs, and the same stage run to three epochs without a break."""
     run = [*REAL, "--no-tensorboard"]
-    assert (
-        run_script_here("pretrain", *run, "--epochs", "2", "--workdir", str(damaged)).returncode
-        == 0
-    )
-    checkpoints = damaged / "pretrain/checkpoints"
-    _replace_state(checkpoints / "2", checkpoints / "1")
-    result = run_script_here("pretrain", *run, "--epochs", "3", "--workdir", str(damaged))
+    two, three = (tmp_path_factory.mktemp(name) for name in ("two", "three"))
+    for work, epochs in ((two, "2"), (three, "3")):
+        assert (
+            run_script("pretrain", *run, "--epochs", epochs, "--workdir", str(work)).returncode == 0
+        )
+    return two, load_stage(three / "pretrain").params
+
+
+@pytest.mark.parametrize("damage", list(STEP_DAMAGE))
+def test_a_changed_checkpoint_is_set_aside_and_the_resume_is_bit_identical(
+    two_epochs_and_three, tmp_path, damage
+):
+    two, uninterrupted = two_epochs_and_three
+    work = tmp_path / "copy"
+    shutil.copytree(two, work)
+    checkpoints = work / "pretrain/checkpoints"
+    first = snapshot(checkpoints / "1")
+    change, says = STEP_DAMAGE[damage]
+    change(checkpoints / "2")
+    run = [*REAL, "--no-tensorboard", "--epochs", "3", "--workdir", str(work)]
+    result = run_script_here("pretrain", *run)
     assert result.returncode == 0, result.stderr
-    warning, resuming = result.stderr.splitlines()
-    assert warning.startswith("warning: checkpoint ") and "does not hold what was saved" in warning
-    assert warning.endswith("set aside as " + str(damaged / "pretrain/checkpoints/2.damaged"))
+    warning, resuming = result.stderr.splitlines()  # and nothing else
+    assert warning.startswith("warning: checkpoint ") and says in warning
+    assert warning.endswith("set aside as " + str(checkpoints / "2.damaged"))
     assert resuming.startswith("resuming from ") and "(epoch 1 done)" in resuming
-    assert (
-        run_script_here("pretrain", *run, "--epochs", "3", "--workdir", str(whole)).returncode == 0
-    )
-    ours, theirs = (load_stage(w / "pretrain").params for w in (damaged, whole))
-    assert all(jax.tree.leaves(jax.tree.map(np.array_equal, ours, theirs)))
+    assert (checkpoints / "2.damaged").is_dir() and snapshot(checkpoints / "1") == first
+    ours = load_stage(work / "pretrain").params
+    assert all(jax.tree.leaves(jax.tree.map(np.array_equal, ours, uninterrupted)))
 
 
 def test_a_changed_only_checkpoint_is_one_line_from_a_resume_and_from_evaluate(trained, tmp_path):
@@ -168,7 +214,7 @@ def test_a_changed_only_checkpoint_is_one_line_from_a_resume_and_from_evaluate(t
     assert resumed.returncode == 2, resumed.stderr
     assert snapshot(work / "pretrain/tensorboard") == events  # no events file of a failed start
     assert resumed.stderr.splitlines()[-1].startswith("error: no checkpoint in ")
-    assert "holds what was saved" in resumed.stderr and "Traceback" not in resumed.stderr
+    assert "can be restored whole" in resumed.stderr and "Traceback" not in resumed.stderr
     assert (work / "pretrain/checkpoints/1.damaged").is_dir()  # set aside, never deleted
 
 
@@ -193,14 +239,17 @@ def test_a_full_disk_is_one_line_and_the_run_resumes_bit_identical(trained, tmp_
 
 
 def test_a_checkpoint_orbax_cannot_read_is_one_line_without_its_threads_noise(trained, tmp_path):
-    work = tmp_path / "copy"
-    shutil.copytree(trained, work)
-    for manifest in (work / "pretrain/checkpoints/1/state").rglob("manifest.ocdbt"):
-        manifest.write_bytes(manifest.read_bytes()[:20])
-    for _ in range(2):  # the noise came in about half the runs
+    for attempt in range(2):  # the noise came in about half the runs
+        work = tmp_path / str(attempt)
+        shutil.copytree(trained, work)
+        for manifest in (work / "pretrain/checkpoints/1/state").rglob("manifest.ocdbt"):
+            manifest.write_bytes(manifest.read_bytes()[:20])
         result = run_script("pretrain", *REAL, "--epochs", "2", "--workdir", str(work))
         assert result.returncode == 2
-        assert result.stderr.startswith("error: checkpoint ") and result.stderr.count("\n") == 1
+        warning, error = result.stderr.splitlines()  # and nothing else
+        assert warning.startswith("warning: checkpoint ") and "cannot be restored" in warning
+        assert error.startswith("error: no checkpoint in ") and "can be restored whole" in error
+        assert (work / "pretrain/checkpoints/1.damaged").is_dir()  # set aside, never deleted
 
 
 def test_a_step_missing_an_item_is_passed_over_by_the_first_resume(tmp_path):
@@ -269,3 +318,32 @@ def test_a_stage_read_while_its_run_still_writes_reads_a_whole_checkpoint(tmp_pa
         run.kill()
     assert run.wait() == 0, run.stderr.read()
     assert len(set(epochs)) > 3 and epochs == sorted(epochs), epochs  # it read a moving run
+
+
+def test_finetuning_passes_over_a_changed_pretrained_checkpoint_and_refuses_when_none_is_good(
+    two_epochs_and_three, tmp_path
+):
+    two, _ = two_epochs_and_three
+    work = tmp_path / "copy"
+    shutil.copytree(two, work)
+    checkpoints = work / "pretrain/checkpoints"
+    # The params are somewhere in one of the chunks, beside the optimizer's state: a byte in each
+    # 4 kB of each chunk is sure to change them.
+    for chunk in (checkpoints / "2/state/ocdbt.process_0/d").iterdir():
+        _flip_a_byte(chunk, every=4096)
+    params = load_stage(two / "pretrain").params  # its encoder has the classifier's shapes
+    first = restore_subtree(two / "pretrain/checkpoints", 1, {"params": params})["params"]
+    encoder = load_pretrained_encoder(work / "pretrain", params)
+    assert all(jax.tree.leaves(jax.tree.map(np.array_equal, encoder, first[ENCODER])))
+    flags = [*REAL, "--no-tensorboard", "--epochs", "1", "--workdir", str(work)]
+    result = run_script_here("finetune", *flags)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.startswith("warning: checkpoint ") and result.stderr.count("\n") == 1
+    assert "reading the one before" in result.stderr
+    for chunk in (checkpoints / "1/state/ocdbt.process_0/d").iterdir():
+        _flip_a_byte(chunk, every=4096)
+    refused = run_script_here("finetune", *flags, "--overwrite")
+    assert refused.returncode == 2 and refused.stderr.count("\n") == 2, refused.stderr
+    assert refused.stderr.splitlines()[-1].startswith("error: checkpoint ")
+    assert "Traceback" not in refused.stderr
+    assert sorted(p.name for p in checkpoints.iterdir()) == ["1", "2"]  # nothing set aside here

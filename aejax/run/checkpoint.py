@@ -13,37 +13,31 @@ sets that step aside as ``<epoch>.damaged`` (saying so) and resumes from the new
 from __future__ import annotations
 
 import contextlib
-import logging
 import shutil
 import sys
 from pathlib import Path
 from typing import Any
 
-import jax
 import orbax.checkpoint as ocp
 
 from aejax.engine import distributed
 from aejax.errors import CheckpointError
-from aejax.model import trees
+from aejax.run.saved_step import (
+    META_ITEM,
+    STATE_ITEM,
+    UnreadableCheckpointError,
+    abstract_like,
+    first_line,
+    other_shapes,
+)
 from aejax.run.state_digest import DIGESTS, DamagedCheckpointError, digests, verify
 
-STATE_ITEM = "state"
-META_ITEM = "meta"
-DAMAGED = ".damaged"  # the suffix of a step set aside because it failed its digest
-
-
-def abstract_like(tree):
-    """Shape/dtype/sharding structs of `tree`: the restore target that allocates nothing."""
-    return jax.tree.map(ocp.utils.to_shape_dtype_struct, tree)
+DAMAGED = ".damaged"  # the suffix of a step set aside because it cannot be restored whole
 
 
 def _rank(metrics: dict[str, Any]) -> tuple[float, int]:
     """Higher score is better; on a tie the earlier epoch wins (it is what "improved" means)."""
     return metrics["score"], -metrics["epoch"]
-
-
-class UnreadableCheckpointError(CheckpointError):
-    """Orbax could not read a checkpoint: damaged, or removed while it was being read."""
 
 
 class StageCheckpoints:
@@ -85,7 +79,7 @@ class StageCheckpoints:
             self._manager = ocp.CheckpointManager(self.directory, options=options)
         except Exception as err:  # noqa: BLE001 - e.g. a file where the folder belongs
             raise CheckpointError(
-                f"cannot open the checkpoints folder {self.directory} ({_first_line(err)}); "
+                f"cannot open the checkpoints folder {self.directory} ({first_line(err)}); "
                 "remove what is there, or use another workdir",
                 settings=("workdir",),
             ) from err
@@ -136,9 +130,8 @@ class StageCheckpoints:
         try:
             restored = self._manager.restore(epoch, args=args)
         except Exception as err:  # noqa: BLE001 - Orbax raises many types for bad checkpoints
-            raise CheckpointError(
-                f"checkpoint {self.directory / str(epoch)} cannot be restored "
-                f"({_first_line(err)}); remove it or use another workdir",
+            raise UnreadableCheckpointError(
+                f"checkpoint {self.directory / str(epoch)} cannot be restored ({first_line(err)})",
                 settings=("workdir",),
             ) from err
         state, meta = restored[STATE_ITEM], restored[META_ITEM]
@@ -146,22 +139,32 @@ class StageCheckpoints:
         return state, {k: v for k, v in meta.items() if k != DIGESTS}
 
     def restore_newest_good(self, newest: int, state_like: Any) -> tuple[int, Any, dict[str, Any]]:
-        """The newest checkpoint up to `newest` that holds what was saved, as ``(epoch, state,
-        meta)``. Each newer one that fails its digest is set aside as ``<epoch>.damaged``, with
-        one warning line; none good is a `CheckpointError`. Any other failure refuses at once."""
+        """The newest checkpoint up to `newest` that restores whole, as ``(epoch, state, meta)``.
+        Each newer one that Orbax cannot read, or that fails its digest, is set aside as
+        ``<epoch>.damaged`` with one warning line; none good is a `CheckpointError`. One that
+        holds arrays of other shapes was trained with other settings: refused at once."""
         for epoch in sorted((s for s in self._manager.all_steps() if s <= newest), reverse=True):
             try:
                 return epoch, *self.restore(epoch, state_like)
-            except DamagedCheckpointError as err:
+            except (DamagedCheckpointError, UnreadableCheckpointError) as err:
+                if isinstance(err, UnreadableCheckpointError):
+                    self._refuse_other_settings(epoch, state_like)
                 if distributed.is_multiprocess():
                     raise  # the processes would have to agree on what to set aside
                 aside = self._set_aside(epoch)
                 print(f"warning: {err}; set aside as {aside}", file=sys.stderr)
         raise CheckpointError(
-            f"no checkpoint in {self.directory} holds what was saved (each is set aside as "
-            f"<epoch>{DAMAGED}); start the stage over with --overwrite",
+            f"no checkpoint in {self.directory} can be restored whole (each that failed is set "
+            f"aside as <epoch>{DAMAGED}); start the stage over with --overwrite",
             settings=("overwrite",),
         )
+
+    def _refuse_other_settings(self, epoch: int, state_like: Any) -> None:
+        """Raise when step `epoch` holds params of other shapes than `state_like`'s: not damage
+        to set aside, but a run of other settings. Unreadable metadata is damage: no error."""
+        with contextlib.suppress(UnreadableCheckpointError):
+            if wrong := other_shapes(self.directory, epoch, state_like.params):
+                raise wrong
 
     def _set_aside(self, epoch: int) -> Path:
         """Move step `epoch` out of Orbax's sight, keeping its files: a damaged step."""
@@ -190,57 +193,6 @@ def checked_meta(meta: Any, epoch: int, directory: Path) -> dict[str, Any]:
             settings=("workdir",),
         )
     return meta
-
-
-def saved_param_shapes(directory: str | Path, epoch: int) -> dict[str, Any]:
-    """Shapes of the params saved at `epoch`, read from metadata without loading any array."""
-    path = Path(directory).absolute() / str(epoch) / STATE_ITEM
-    try:
-        with _quiet_about_step_metadata():
-            tree = dict(ocp.StandardCheckpointer().metadata(path).item_metadata)
-        params = dict(tree["params"])
-    except Exception as err:  # noqa: BLE001 - Orbax raises many types for bad checkpoints
-        raise UnreadableCheckpointError(
-            f"cannot read checkpoint metadata in {path} ({_first_line(err)})"
-        ) from err
-    return jax.tree.map(lambda leaf: tuple(leaf.shape), params)
-
-
-def restore_subtree(
-    directory: str | Path, epoch: int, target: dict[str, Any], verify_params: bool = False
-) -> dict[str, Any]:
-    """Restore only the leaves named by `target` (a nested dict inside the state) from `epoch`;
-    with `verify_params` (`target` holds all the params), check them against their digest."""
-    target = abstract_like(target)
-    restore = ocp.args.PyTreeRestore(
-        item=target,
-        restore_args=ocp.checkpoint_utils.construct_restore_args(target),
-        partial_restore=True,
-    )
-    where = Path(directory).absolute() / str(epoch)
-    args = ocp.args.Composite(**{STATE_ITEM: restore, META_ITEM: ocp.args.JsonRestore()})
-    try:
-        # The step alone, not a manager over the folder: a manager lists every step, and a run
-        # still writing there may remove an older one meanwhile.
-        with ocp.Checkpointer(ocp.CompositeCheckpointHandler()) as checkpointer:
-            restored = checkpointer.restore(where, args=args)
-    except Exception as err:  # noqa: BLE001 - Orbax raises many types for bad checkpoints
-        raise UnreadableCheckpointError(
-            f"checkpoint {where} cannot be read ({_first_line(err)}); it is damaged, or was "
-            "removed by a run still writing there"
-        ) from err
-    # A partial restore hands back the stored shapes, whatever the target's: compare them.
-    wrong = [d for d in trees.differences(target, restored[STATE_ITEM]) if d.kind == "shape"]
-    if wrong:
-        shapes = "; ".join(f"{d.path} {d.actual}, not {d.expected}" for d in wrong[:3])
-        raise CheckpointError(
-            f"checkpoint {where} holds arrays of other shapes than the model's ({shapes}); it "
-            "was trained with other settings",
-            settings=("hidden", "latent"),
-        )
-    if verify_params:
-        verify(restored[STATE_ITEM]["params"], restored[META_ITEM] or {}, "params", where)
-    return restored[STATE_ITEM]
 
 
 def partly_deleted(directory: Path) -> list[Path]:
@@ -276,25 +228,3 @@ def committed_epochs(directory: str | Path) -> list[int]:
 def latest_epoch(directory: str | Path) -> int | None:
     """The newest committed epoch in `directory`, or None if it holds no checkpoint."""
     return next(iter(committed_epochs(directory)), None)
-
-
-class _StepMetadataNotice(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "_CHECKPOINT_METADATA" not in record.getMessage()
-
-
-@contextlib.contextmanager
-def _quiet_about_step_metadata():
-    """Without Orbax's warning that an item folder lacks ``_CHECKPOINT_METADATA``: reading one
-    item alone, Orbax looks there for the metadata its CheckpointManager keeps a level up."""
-    logger, notice = logging.getLogger("absl"), _StepMetadataNotice()
-    logger.addFilter(notice)
-    try:
-        yield
-    finally:
-        logger.removeFilter(notice)
-
-
-def _first_line(err: Exception) -> str:
-    text = str(err).strip().splitlines()
-    return text[0][:200] if text else type(err).__name__

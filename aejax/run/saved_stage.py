@@ -19,7 +19,7 @@ from aejax.errors import CheckpointError
 from aejax.model.models import ENCODER
 from aejax.model.tasks import stage_model
 from aejax.model.transplant import check_encoder_fits
-from aejax.run import checkpoint
+from aejax.run import checkpoint, saved_step
 from aejax.run.state_digest import DamagedCheckpointError
 from aejax.run.workdir import MODEL, TRAINED_ON, read_stage_config
 
@@ -63,8 +63,9 @@ def load_stage(stage_dir: str | Path, model: nn.Module | None = None) -> SavedSt
         read_model = model or stage_model(config, input_dim)
         template = jax.eval_shape(read_model.init, jax.random.key(0), jnp.zeros((1, input_dim)))
         target = {"params": template["params"]}
-        params = checkpoint.restore_subtree(checkpoints, epoch, target, verify_params=True)
-        return read_model, params["params"]
+        read = saved_step.restore_subtree_and_meta(checkpoints, epoch, target, verify_params=True)
+        checkpoint.checked_meta(read[1], epoch, checkpoints)  # damaged metadata: one line
+        return read_model, read[0]["params"]
 
     epoch, (model, params) = read_newest(checkpoints, read)
     return SavedStage(config, model, params, epoch, identity)
@@ -75,7 +76,7 @@ def _input_dim(checkpoints: Path, epoch: int, identity: dict[str, Any]) -> int:
     of the built-in MLP) as the encoder's first layer does."""
     if TRAINED_ON in identity:
         return int(identity[TRAINED_ON]["train"]["features"])
-    return checkpoint.saved_param_shapes(checkpoints, epoch)[ENCODER]["hidden"]["kernel"][0]
+    return saved_step.saved_param_shapes(checkpoints, epoch)[ENCODER]["hidden"]["kernel"][0]
 
 
 def load_pretrained_encoder(pretrain_dir: str | Path, classifier_params: Params) -> Params:
@@ -89,17 +90,14 @@ def load_pretrained_encoder(pretrain_dir: str | Path, classifier_params: Params)
         )
 
     def read(epoch: int) -> Params:
-        saved = checkpoint.saved_param_shapes(checkpoints_dir, epoch)
+        saved = saved_step.saved_params_like(checkpoints_dir, epoch)
         if ENCODER not in saved:
             raise CheckpointError(f"checkpoint {checkpoints_dir}/{epoch} holds no encoder")
-        shapes = jax.tree.map(
-            lambda s: jax.ShapeDtypeStruct(s, jnp.float32),
-            saved[ENCODER],
-            is_leaf=lambda x: isinstance(x, tuple),
-        )
-        check_encoder_fits(classifier_params, shapes)
-        target = {"params": {ENCODER: classifier_params[ENCODER]}}
-        return checkpoint.restore_subtree(checkpoints_dir, epoch, target)["params"][ENCODER]
+        check_encoder_fits(classifier_params, saved[ENCODER])
+        # All the params, to check their digest; the rest (the decoder) is read as NumPy arrays.
+        target = {"params": {**saved, ENCODER: classifier_params[ENCODER]}}
+        read = saved_step.restore_subtree(checkpoints_dir, epoch, target, verify_params=True)
+        return read["params"][ENCODER]
 
     return read_newest(checkpoints_dir, read)[1]
 
@@ -117,7 +115,7 @@ def read_newest(directory: str | Path, read: Callable[[int], Any]) -> tuple[int,
         epoch = untried[0]
         try:
             return epoch, read(epoch)
-        except (checkpoint.UnreadableCheckpointError, DamagedCheckpointError) as err:
+        except (saved_step.UnreadableCheckpointError, DamagedCheckpointError) as err:
             failures[epoch] = err
             if (directory / str(epoch)).exists() and len(untried) > 1:
                 print(f"warning: {err}; reading the one before", file=sys.stderr)
