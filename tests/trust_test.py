@@ -94,3 +94,41 @@ def test_a_workdir_of_another_user_is_refused_unless_asked(tmp_path, monkeypatch
     monkeypatch.setenv("AEJAX_FOREIGN_WORKDIR", "1")
     asked = run_script_here("pretrain", *REAL, "--epochs", "1", "--workdir", str(work))
     assert asked.returncode == 0, asked.stderr
+
+
+def _planted_link(at, tmp_path):
+    """A symlink at `at` to a file that must stay as it is, and that file."""
+    target = tmp_path / "precious"
+    target.write_text("precious")
+    at.symlink_to(target)
+    return target
+
+
+def test_no_file_aejax_creates_is_written_through_a_planted_symlink(tmp_path):
+    from aejax.data import download
+    from aejax.errors import DataError
+    from aejax.files import probe_writable, write_whole
+    from aejax.run.workdir import write_text
+
+    folder = tmp_path / "shared"
+    folder.mkdir()
+    planted = {
+        "write probe": folder / f".write-test-{os.getpid()}",
+        "cache entry": folder / f".entry.{os.getpid()}",
+        "download": folder / download._temp_name("train.gz"),
+        "config.json": folder / "config.json.tmp",
+    }
+    targets = {}
+    for name, link in planted.items():
+        (tmp_path / name).mkdir()
+        targets[name] = _planted_link(link, tmp_path / name)
+    with pytest.raises(OSError):
+        probe_writable(folder)
+    assert write_whole(folder / "entry", b"code") is False
+    with pytest.raises(DataError, match="cannot write"):
+        download._write_atomically(folder / "train.gz", b"archive")
+    write_text(folder / "config.json", "{}")  # a leftover's name is removed, not followed
+    assert (folder / "config.json").read_text() == "{}"
+    assert {name: t.read_text() for name, t in targets.items()} == dict.fromkeys(
+        planted, "precious"
+    )

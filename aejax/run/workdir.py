@@ -16,7 +16,7 @@ import jax
 from aejax.config import StageConfig
 from aejax.engine import distributed
 from aejax.errors import CheckpointError, UserError
-from aejax.files import probe_writable
+from aejax.files import create_new, probe_writable
 
 FREE_SPACE_MARGIN_BYTES = 16 * 2**20  # metrics, figures, Orbax metadata
 # Every stage's files; each kind of stage adds its figures (`aejax.model.tasks.Task.figure_files`).
@@ -164,5 +164,7 @@ def write_text(path: Path, text: str) -> None:
     if not distributed.is_primary():
         return
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text)
+    # Created new (a crash's leftover removed first), never through a symlink planted there.
+    tmp.unlink(missing_ok=True)
+    create_new(tmp, text.encode())
     os.replace(tmp, path)
