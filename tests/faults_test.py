@@ -347,3 +347,60 @@ def test_finetuning_passes_over_a_changed_pretrained_checkpoint_and_refuses_when
     assert refused.stderr.splitlines()[-1].startswith("error: checkpoint ")
     assert "Traceback" not in refused.stderr
     assert sorted(p.name for p in checkpoints.iterdir()) == ["1", "2"]  # nothing set aside here
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 24 MiB tmpfs of its own (root, where mounting is allowed), unmounted after the test."""
+    import subprocess
+
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    made = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=24m", "tmpfs", str(mount)],
+        capture_output=True,
+        text=True,
+    )
+    if made.returncode != 0:
+        pytest.skip(
+            f"cannot mount a tmpfs here (root and mount rights needed): {made.stderr.strip()}"
+        )
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def _fill(folder):
+    """Write into `folder` until its disk is full; the filler file."""
+    filler = folder / "filler"
+    with open(filler, "wb") as out:
+        try:
+            while True:
+                out.write(bytes(1 << 16))
+                out.flush()
+        except OSError:
+            pass
+    return filler
+
+
+def test_a_disk_that_fills_during_a_run_is_one_line_and_the_run_resumes_bit_identical(
+    small_disk, tmp_path
+):
+    work, whole = small_disk / "work", tmp_path / "whole"
+    args = [*REAL, "--no-compile-cache", "--epochs", "30"]
+    run = run_script_async("pretrain", *args, "--workdir", str(work))
+    deadline = time.monotonic() + 120
+    while (latest := committed_epochs(work / "pretrain/checkpoints")[:1]) == []:
+        assert run.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    filler = _fill(small_disk)  # another program fills the disk while the run trains
+    _, err = run.communicate(timeout=120)
+    assert run.returncode == 2, err
+    assert err.startswith("error: the disk is full writing " + str(work)) and err.count("\n") == 1
+    assert "(No space left on device); free space and run the same command again" in err
+    kept = committed_epochs(work / "pretrain/checkpoints")
+    assert kept and kept[0] >= latest[0]  # nothing saved before the disk filled is lost
+    filler.unlink()
+    assert run_script_here("pretrain", *args, "--workdir", str(work)).returncode == 0
+    assert run_script_here("pretrain", *args, "--workdir", str(whole)).returncode == 0
+    ours, theirs = (load_stage(w / "pretrain").params for w in (work, whole))
+    assert all(jax.tree.leaves(jax.tree.map(np.array_equal, ours, theirs)))
