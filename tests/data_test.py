@@ -56,6 +56,18 @@ def test_a_header_declaring_nothing_or_too_much_is_one_line(tmp_path, shape, mes
         read_idx(path)
 
 
+def test_an_idx_file_may_declare_at_most_half_the_machines_memory(tmp_path, monkeypatch):
+    from aejax.data import idx
+
+    path = write_idx(tmp_path / "x-idx3-ubyte", np.zeros((4, 28, 28)))
+    pages = {"SC_PHYS_PAGES": 1024, "SC_PAGE_SIZE": 4096}  # a machine of 4 MiB
+    monkeypatch.setattr(idx.os, "sysconf", pages.__getitem__)
+    assert idx.max_idx_bytes() == 2 << 20 and read_idx(path).shape == (4, 28, 28)
+    path = write_idx(tmp_path / "y-idx3-ubyte", np.zeros((3000, 28, 28)))  # 2.2 MiB
+    with pytest.raises(DataError, match=r"declares \(3000, 28, 28\), .* more than the 0.00195 GiB"):
+        read_idx(path)
+
+
 def test_truncated_file_is_named(tmp_path):
     path = write_idx(tmp_path / "t", np.zeros((4, 28, 28)))
     path.write_bytes(path.read_bytes()[:-10])

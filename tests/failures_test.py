@@ -1,5 +1,6 @@
 """Bad input: one clear line on stderr, exit status 2, and earlier results left untouched."""
 
+import gzip
 import shutil
 
 import numpy as np
@@ -40,6 +41,15 @@ def _data_dir(tmp_path, case):
         write_idx(folder / "t10k-labels-idx1-ubyte", np.zeros(50), magic=0x0BADBEEF)
     elif case == "count-mismatch":
         write_idx(folder / "t10k-labels-idx1-ubyte", np.zeros(49))
+    elif case == "empty-images":  # 200 images of 28 x 0 pixels
+        header = (0x0803).to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in (200, 28, 0))
+        (folder / "train-images-idx3-ubyte").write_bytes(header)
+    elif case == "gzip-bomb":  # 64 MB of zeros behind a header that declares 200 images
+        path = folder / "train-images-idx3-ubyte"
+        with gzip.open(path.with_name(path.name + ".gz"), "wb") as out:
+            out.write(path.read_bytes())
+            out.write(bytes(64 << 20))
+        path.unlink()
     return folder
 
 
@@ -51,6 +61,8 @@ def _data_dir(tmp_path, case):
         ("pretrain", "truncated", "truncated or corrupt"),
         ("pretrain", "bad-magic", "magic number 0x0badbeef"),
         ("pretrain", "count-mismatch", "50 images but 49 labels"),
+        ("pretrain", "empty-images", "declares an empty array (200, 28, 0)"),
+        ("pretrain", "gzip-bomb", "holds more than"),
         # 10x10 images: the encoder pretrained on 784 inputs cannot take 100.
         ("finetune", "small-images", "encoder/hidden/kernel: pretrained (784, 32) vs classifier"),
     ],

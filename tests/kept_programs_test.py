@@ -88,6 +88,8 @@ def test_a_damaged_entry_is_named_and_compiled_afresh(kept, capsys):
     expected = jax.device_get(jax.jit(step(0.5))(*ARGS, jax.random.key(7)))
     jax.tree.map(np.testing.assert_array_equal, run(program), expected)
     assert len(entry.read_bytes()) > 100  # rewritten whole
+    compile_cache.compile_program(step(0.5), (*ARGS, jax.random.key(0)))
+    assert capsys.readouterr().err == ""  # warned about once, not on every later run
 
 
 def test_donated_arguments_are_donated(kept):

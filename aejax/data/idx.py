@@ -38,7 +38,7 @@ DEFAULT_ROOT = Path("data")  # torchvision's tutorial root: downloads land in DE
 def read_idx(path: str | os.PathLike) -> np.ndarray:
     """Read one IDX file (optionally gzipped) into a uint8 array shaped by its header.
 
-    Reads no more than the header declares (and refuses a declaration over `MAX_IDX_BYTES`), so a
+    Reads no more than the header declares (and refuses a declaration over `max_idx_bytes`), so a
     small archive that inflates without end is refused, not decompressed into memory."""
     path = Path(path)
     opener = gzip.open if path.suffix == ".gz" else open
@@ -79,12 +79,21 @@ def _idx_shape(path: Path, f) -> tuple[int, ...]:
     shape = tuple(int.from_bytes(dims[4 * i : 4 * i + 4], "big") for i in range(ndim))
     if 0 in shape:
         raise DataError(f"{path} declares an empty array {shape}; it holds no examples")
-    if math.prod(shape) > MAX_IDX_BYTES:
+    if math.prod(shape) > (cap := max_idx_bytes()):
         raise DataError(
             f"{path} declares {shape}, {math.prod(shape) / 2**30:.1f} GiB, more than the "
-            f"{MAX_IDX_BYTES / 2**30:.0f} GiB an IDX file may hold here"
+            f"{cap / 2**30:.3g} GiB an IDX file may hold here"
         )
     return shape
+
+
+def max_idx_bytes() -> int:
+    """The most an IDX file may declare on this machine: `MAX_IDX_BYTES`, or half its memory."""
+    try:
+        memory = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):  # not a POSIX system: the fixed cap alone
+        return MAX_IDX_BYTES
+    return min(MAX_IDX_BYTES, memory // 2)
 
 
 def find_idx_file(folder: Path, stem: str) -> Path | None:
