@@ -1,9 +1,11 @@
 """Fuzzing the doors: whatever a flag value, an IDX header or a config.json holds, aejax either
 takes it or refuses it as a user error (one line, exit 2), never with another exception.
 
-Each of the six targets draws `EXAMPLES` inputs (derandomized: the same ones every run)."""
+Each of the ten targets draws `EXAMPLES` inputs (derandomized: the same ones every run), each in
+at most `DEADLINE` (a hang is a failure)."""
 
 import json
+from datetime import timedelta
 
 import jax
 import numpy as np
@@ -11,16 +13,19 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from aejax import FinetuneConfig, PretrainConfig
+from aejax import DataConfig, FinetuneConfig, PretrainConfig
 from aejax.cli import PARSERS, config_from_args
+from aejax.commands import _stage_configs
 from aejax.data.idx import read_idx
+from aejax.engine.distributed import Cluster
 from aejax.errors import UserError
 from aejax.run.workdir import read_stage_config
 
 EXAMPLES = 250
+DEADLINE = timedelta(seconds=10)  # parsing and checking take milliseconds; far above any slow host
 FUZZ = settings(
     max_examples=EXAMPLES,
-    deadline=None,
+    deadline=DEADLINE,
     derandomize=True,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
@@ -38,10 +43,77 @@ NUMERIC_FLAGS = {
         "--test-limit",
         "--beta",
     ],
-    "finetune": ["--encoder-lr-scale", "--val-split", "--patience", "--num-classes"],
+    "finetune": [
+        "--encoder-lr-scale",
+        "--val-split",
+        "--patience",
+        "--num-classes",
+        "--devices",
+        "--num-processes",
+        "--process-id",
+    ],
+    "pipeline": [
+        "--pretrain-epochs",
+        "--finetune-epochs",
+        "--pretrain-lr",
+        "--finetune-lr",
+        "--pretrain-seed",
+        "--finetune-seed",
+        "--pretrain-batch-size",
+        "--finetune-batch-size",
+        "--keep-checkpoints",
+    ],
+    "label_budget": [
+        "--seeds",
+        "--epochs",
+        "--pretrain-epochs",
+        "--min-steps",
+        "--batch-size",
+        "--lr",
+        "--encoder-lr-scale",
+        "--generated-per-real",
+        "--shift-pixels",
+        "--hidden",
+        "--latent",
+        "--test-limit",
+        "--devices",
+    ],
 }
-SPEC_FLAGS = {"pretrain": ["--noise", "--dataset", "--mirror"], "finetune": ["--augment"]}
-KINDS = {"pretrain": PretrainConfig, "finetune": FinetuneConfig}
+SPEC_FLAGS = {
+    "pretrain": ["--noise", "--dataset", "--mirror", "--coordinator"],
+    "finetune": ["--augment"],
+    "pipeline": ["--noise", "--augment", "--coordinator"],
+    "label_budget": ["--labels", "--methods", "--dataset"],
+}
+
+
+def _stage(kind):
+    def build(args):
+        return [config_from_args(kind, args)]
+
+    return build
+
+
+def _pipeline(args):
+    return list(_stage_configs(args, config_from_args(DataConfig, args)))
+
+
+def _label_budget(args):
+    from aejax.research.label_budget import LabelBudgetConfig, parse_budgets
+    from aejax.research.methods import parse_methods
+
+    names = None if args.method_names is None else parse_methods(args.method_names)
+    budgets = parse_budgets(args.budgets)
+    return [config_from_args(LabelBudgetConfig, args, budgets=budgets, method_names=names)]
+
+
+# Each parser's configs, built as its command builds them.
+BUILDERS = {
+    "pretrain": _stage(PretrainConfig),
+    "finetune": _stage(FinetuneConfig),
+    "pipeline": _pipeline,
+    "label_budget": _label_budget,
+}
 
 numbers = st.one_of(
     st.integers(min_value=-(2**70), max_value=2**70).map(str),
@@ -76,13 +148,16 @@ specs = st.one_of(
 
 
 def _door(stage: str, argv: list[str]) -> None:
-    """Parse `argv` with the stage's parser and build its config: accepted, or refused as a user
-    error (argparse's own refusal is exit 2 too); anything else fails the test."""
+    """Parse `argv` with the stage's parser and build its configs (and cluster): accepted, or
+    refused as a user error (argparse's own refusal is exit 2 too); anything else fails."""
     parser = PARSERS[stage]()
     try:
         args = parser.parse_args(argv)
-        config = config_from_args(KINDS[stage], args)
-        jax.random.key(config.train.seed)  # the first thing a run does with its seed
+        for config in BUILDERS[stage](args):
+            seed = getattr(getattr(config, "train", config), "seed", 0)
+            jax.random.key(seed)  # the first thing a run does with its seed
+        if hasattr(args, "coordinator"):
+            Cluster(args.coordinator, args.num_processes, args.process_id)
     except SystemExit as exit_:
         assert exit_.code == 2
     except UserError as err:

@@ -82,7 +82,8 @@ def parse_methods(text: str) -> tuple[str, ...]:
     unknown = [n for n in names if n not in known]
     if unknown or not names:
         raise UserError(
-            f"unknown method(s) {', '.join(unknown) or '(none given)'}; known: " + ", ".join(known),
+            f"unknown method(s) {', '.join(map(repr, unknown)) or '(none given)'}; known: "
+            + ", ".join(known),
             settings=("methods",),
         )
     return names
