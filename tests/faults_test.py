@@ -121,7 +121,8 @@ def test_a_run_resumes_on_the_same_data_read_from_another_place(trained, tmp_pat
     work, moved = tmp_path / "copy", tmp_path / "moved"
     shutil.copytree(trained, work)
     shutil.copytree(SUBSET_DIR, moved)
-    args = ["--source", "idx", "--data-dir", str(moved), "--epochs", "2"]
+    mirror = "http://127.0.0.1:9/another-mirror/"  # where it would be fetched from, if missing
+    args = ["--source", "idx", "--data-dir", str(moved), "--mirror", mirror, "--epochs", "2"]
     result = run_script_here("pretrain", *REAL, *args, "--workdir", str(work))
     assert result.returncode == 0, result.stderr
     assert "resuming from" in result.stderr
@@ -252,10 +253,11 @@ def test_a_checkpoint_orbax_cannot_read_is_one_line_without_its_threads_noise(tr
         assert (work / "pretrain/checkpoints/1.damaged").is_dir()  # set aside, never deleted
 
 
-def test_a_step_missing_an_item_is_passed_over_by_the_first_resume(tmp_path):
+@pytest.mark.parametrize("item", ["meta", "state"])
+def test_a_step_missing_an_item_is_passed_over_by_the_first_resume(tmp_path, item):
     args = [*REAL, "--no-tensorboard", "--workdir", str(tmp_path)]
     assert run_script_here("pretrain", *args, "--epochs", "2").returncode == 0
-    shutil.rmtree(tmp_path / "pretrain/checkpoints/2/meta")  # a kill during Orbax's deletion
+    shutil.rmtree(tmp_path / "pretrain/checkpoints/2" / item)  # a kill during Orbax's deletion
     result = run_script_here("pretrain", *args, "--epochs", "3")
     assert result.returncode == 0, result.stderr
     assert "(epoch 1 done)" in result.stderr
