@@ -1,22 +1,27 @@
 """The label-budget study end to end on a small real subset, and its training-length rule."""
 
+import dataclasses
 import json
 from pathlib import Path
 
 import chex
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from aejax.config import AugmentConfig, ModelConfig, TransferConfig
+from aejax.data.datasets import to_device
 from aejax.errors import UserError
 from aejax.model.models import ENCODER, make_classifier
-from aejax.research import multi_seed
+from aejax.research import label_budget, multi_seed
 from aejax.research.label_budget import (
+    Cell,
     LabelBudgetConfig,
     budget_indices,
     classifier_states,
     epochs_for,
+    finetune_cell,
     format_budgets,
     parse_budgets,
     run_study,
@@ -71,7 +76,7 @@ def test_bad_study_settings_are_refused(changes, setting):
     assert info.value.settings == (setting,)
 
 
-def test_study_runs_every_cell_and_writes_its_outputs(tmp_path, small_fashion):
+def test_study_runs_every_cell_and_writes_its_outputs(tmp_path, small_fashion, capsys):
     config = LabelBudgetConfig(
         budgets=(20, None),
         seeds=2,
@@ -82,8 +87,12 @@ def test_study_runs_every_cell_and_writes_its_outputs(tmp_path, small_fashion):
         method_names=("scratch", "pretrained-vae-full", "scratch+latent-mix"),
     )
     result = run_study(config, small_fashion, progress=False)
+    assert "label budget" not in capsys.readouterr().err  # no progress bar when asked for none
     cells = result["cells"]
     assert len(cells) == 2 * 3
+    # Every phase timed, each within the study's wall time.
+    phases = [result["pretrain_s"], *(c["seconds"] for c in cells)]
+    assert all(s > 0 for s in phases) and sum(phases) <= result["wall_s"]
     assert [c["method"] for c in cells[:3]] == list(config.method_names)
     assert [c["num_labels"] for c in cells[::3]] == [20, 2000]
     for cell in cells:
@@ -138,3 +147,44 @@ def test_pretrained_methods_start_from_their_autoencoders_encoder_and_scratch_do
         chex.assert_trees_all_equal(states.params["head"], init["head"])  # the same head init
     _, scratch = classifier_states(config, methods["scratch"], init, pretrained)
     chex.assert_trees_all_equal(scratch.params, init)
+
+
+def test_the_study_defaults_are_the_reported_ones_and_its_config_is_frozen():
+    config = LabelBudgetConfig()
+    assert config.budgets == (100, 1000, 10000, None) and config.seeds == 5
+    assert (config.pretrain_epochs, config.epochs, config.min_steps) == (10, 10, 500)
+    assert (config.batch_size, config.lr, config.encoder_lr_scale) == (100, 1e-3, 0.1)
+    assert (config.generated_per_real, config.shift_pixels) == (1, 2)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.seeds = 3
+
+
+def test_each_seeds_random_streams_are_distinct():
+    streams = (label_budget.AE_INIT, label_budget.AE_EPOCHS, label_budget.CLF_INIT)
+    streams += (label_budget.CLF_EPOCHS,)
+    assert len(set(streams)) == 4  # one key reused for two purposes would correlate them
+
+
+def test_a_cell_reports_each_seeds_last_epoch_train_accuracy(monkeypatch, small_fashion):
+    config = LabelBudgetConfig(seeds=2, model=ModelConfig(hidden=32, latent=16))
+    init = multi_seed.init_params(
+        make_classifier(config.model), 784, multi_seed.seed_keys([0, 1], 2)
+    )
+    per_epoch = {"accuracy": np.array([[0.1, 0.5, 0.9], [0.2, 0.6, 0.8]])}  # (seeds, epochs)
+    monkeypatch.setattr(multi_seed, "compile_run", lambda *_, **__: lambda s, *_: (s, per_epoch))
+    cell = Cell(20, "scratch", jnp.zeros((2, 20), jnp.int32))
+    tested = {"accuracy": np.array([0.3, 0.4])}
+    data = to_device(small_fashion)
+    accuracy, train = finetune_cell(config, data, (init, {}), cell, lambda *_: tested)
+    assert train.tolist() == [0.9, 0.8] and accuracy.tolist() == [0.3, 0.4]
+
+
+def test_a_cells_spread_is_the_sample_standard_deviation_over_seeds():
+    config = LabelBudgetConfig(seeds=2, model=ModelConfig(hidden=32, latent=16))
+    cell = Cell(20, "scratch", jnp.zeros((2, 20), jnp.int32))
+    two = label_budget._cell_result(cell, config, np.array([0.5, 0.7]), np.array([0.9, 0.8]))
+    assert two["mean"] == pytest.approx(0.6) and two["std"] == pytest.approx(0.2 / np.sqrt(2))
+    one = label_budget._cell_result(
+        Cell(20, "scratch", jnp.zeros((1, 20), jnp.int32)), config, np.array([0.5]), np.array([0.9])
+    )
+    assert one["std"] == 0.0 and one["accuracy"] == [0.5]
