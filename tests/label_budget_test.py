@@ -171,12 +171,20 @@ def test_a_cell_reports_each_seeds_last_epoch_train_accuracy(monkeypatch, small_
         make_classifier(config.model), 784, multi_seed.seed_keys([0, 1], 2)
     )
     per_epoch = {"accuracy": np.array([[0.1, 0.5, 0.9], [0.2, 0.6, 0.8]])}  # (seeds, epochs)
-    monkeypatch.setattr(multi_seed, "compile_run", lambda *_, **__: lambda s, *_: (s, per_epoch))
-    cell = Cell(20, "scratch", jnp.zeros((2, 20), jnp.int32))
+    compiled = []
+
+    def compile_run(metrics_fn, states, train, keys, indices, batch, epochs, augmentation):
+        compiled.append((indices.shape, batch, epochs))
+        return lambda states, *_: (states, per_epoch)
+
+    monkeypatch.setattr(multi_seed, "compile_run", compile_run)
+    cell = Cell(300, "scratch", jnp.zeros((2, 300), jnp.int32))
     tested = {"accuracy": np.array([0.3, 0.4])}
     data = to_device(small_fashion)
     accuracy, train = finetune_cell(config, data, (init, {}), cell, lambda *_: tested)
     assert train.tolist() == [0.9, 0.8] and accuracy.tolist() == [0.3, 0.4]
+    # Trained on each seed's 300 labels, in batches of 100, as long as the rule says for 300.
+    assert compiled == [((2, 300), 100, epochs_for(300, config))]
 
 
 def test_a_cells_spread_is_the_sample_standard_deviation_over_seeds():
