@@ -159,10 +159,12 @@ def test_the_study_defaults_are_the_reported_ones_and_its_config_is_frozen():
         config.seeds = 3
 
 
-def test_each_seeds_random_streams_are_distinct():
+def test_each_seeds_random_streams_are_distinct_and_numbered_as_the_results_were_made():
     streams = (label_budget.AE_INIT, label_budget.AE_EPOCHS, label_budget.CLF_INIT)
     streams += (label_budget.CLF_EPOCHS,)
-    assert len(set(streams)) == 4  # one key reused for two purposes would correlate them
+    # One key reused for two purposes would correlate them; other numbers would draw other
+    # subsets of randomness than the study's recorded results (benchmarks/results) were made with.
+    assert streams == (0, 1, 2, 3)
 
 
 def test_a_cell_reports_each_seeds_last_epoch_train_accuracy(monkeypatch, small_fashion):
