@@ -50,6 +50,7 @@ MODULES = {
     "transplant": ("aejax/model/transplant.py", ("tests/transplant_test.py",)),
     "stage_loop": ("aejax/run/stage_loop.py", ("tests/stages_test.py",)),
     "checkpoint": ("aejax/run/checkpoint.py", ("tests/checkpoint_test.py",)),
+    "saved_step": ("aejax/run/saved_step.py", ("tests/checkpoint_test.py",)),
     "early_stopping": ("aejax/run/early_stopping.py", ("tests/early_stopping_test.py",)),
     "interop": ("aejax/model/interop.py", ("tests/interop_test.py",)),
     "generation": ("aejax/model/generation.py", ("tests/generation_test.py",)),
