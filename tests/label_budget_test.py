@@ -198,3 +198,12 @@ def test_a_cells_spread_is_the_sample_standard_deviation_over_seeds():
         Cell(20, "scratch", jnp.zeros((1, 20), jnp.int32)), config, np.array([0.5]), np.array([0.9])
     )
     assert one["std"] == 0.0 and one["accuracy"] == [0.5]
+
+
+def test_the_smallest_budget_is_one_label_and_a_cell_is_frozen():
+    assert LabelBudgetConfig(budgets=(1, None)).budgets == (1, None)
+    with pytest.raises(UserError, match="label budgets must be positive"):
+        LabelBudgetConfig(budgets=(0,))
+    cell = Cell(1, "scratch", jnp.zeros((2, 1), jnp.int32))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cell.budget = 2
