@@ -70,9 +70,9 @@ _OS_ERROR_CODE = re.compile(r"os_error_code='(\d+)'")
 _WRITING = re.compile(r'(?:Failed writing|local file): "([^"]+)"')
 
 
-def disk_full(err: BaseException) -> DiskFullError | None:
+def disk_full(err: BaseException, folder: os.PathLike | str | None = None) -> DiskFullError | None:
     """A `DiskFullError` saying where, when `err` (or what caused it) is a write that found the
-    disk full; else None."""
+    disk full; else None. Where: the file, when the error names it; else the `folder` written."""
     seen = set()
     while err is not None and id(err) not in seen:
         seen.add(id(err))
@@ -81,7 +81,7 @@ def disk_full(err: BaseException) -> DiskFullError | None:
         if code in DISK_FULL_ERRNOS or (found and int(found[1]) in DISK_FULL_ERRNOS):
             code = code if code in DISK_FULL_ERRNOS else int(found[1])
             where = getattr(err, "filename", None) or next(iter(_WRITING.findall(str(err))), None)
-            place = f" writing {where}" if where else ""
+            place = f" writing {where}" if where else f" writing into {folder}" if folder else ""
             return DiskFullError(
                 f"the disk is full{place} ({os.strerror(code)}); free space and run the same "
                 "command again: it resumes from the last complete checkpoint",

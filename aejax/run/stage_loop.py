@@ -62,17 +62,18 @@ class StageTask:
 
 
 def disk_full_is_said(function):
-    """Decorate a stage: a write that finds the disk full (a checkpoint, a metrics file, a
-    figure) ends it as a `DiskFullError`, one line, the checkpoints written so far kept."""
+    """Decorate a stage (its config first): a write that finds the disk full (a checkpoint, a
+    metrics file, a figure) ends it as a `DiskFullError`, one line naming the file or else the
+    stage folder, the checkpoints written so far kept."""
 
     @functools.wraps(function)
-    def stage(*args, **kwargs):
+    def stage(config, *args, **kwargs):
         try:
-            return function(*args, **kwargs)
+            return function(config, *args, **kwargs)
         except UserError:
             raise
         except Exception as err:
-            full = disk_full(err)
+            full = disk_full(err, config.stage_dir)
             if full is None:
                 raise
             raise full from err
