@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import time
 from pathlib import Path
 
 import chex
@@ -76,50 +77,6 @@ def test_bad_study_settings_are_refused(changes, setting):
     assert info.value.settings == (setting,)
 
 
-def test_study_runs_every_cell_and_writes_its_outputs(tmp_path, small_fashion, capsys):
-    config = LabelBudgetConfig(
-        budgets=(20, None),
-        seeds=2,
-        model=ModelConfig(hidden=32, latent=16),
-        pretrain_epochs=1,
-        epochs=1,
-        min_steps=20,
-        method_names=("scratch", "pretrained-vae-full", "scratch+latent-mix"),
-    )
-    result = run_study(config, small_fashion, progress=False)
-    assert "label budget" not in capsys.readouterr().err  # no progress bar when asked for none
-    cells = result["cells"]
-    assert len(cells) == 2 * 3
-    # Every phase timed, each within the study's wall time.
-    phases = [result["pretrain_s"], *(c["seconds"] for c in cells)]
-    assert all(s > 0 for s in phases) and sum(phases) <= result["wall_s"]
-    assert [c["method"] for c in cells[:3]] == list(config.method_names)
-    assert [c["num_labels"] for c in cells[::3]] == [20, 2000]
-    for cell in cells:
-        assert len(cell["accuracy"]) == 2 and all(0.0 <= a <= 1.0 for a in cell["accuracy"])
-        assert len(cell["train_accuracy"]) == 2
-    for scratch, pretrained in zip(cells[::3], cells[1::3], strict=True):
-        # Same init and optimizer but the encoder: the pretrained cells really start elsewhere.
-        assert all(a != b for a, b in zip(scratch["accuracy"], pretrained["accuracy"], strict=True))
-    full_data = [c for c in cells if c["labels"] == "all"]
-    # Far above chance (0.1); one epoch of the 2000-label subset is only 20 Adam steps, which
-    # reach about 0.53 on the CPU, so the bound leaves room for other backends' rounding.
-    assert max(c["mean"] for c in full_data) > 0.4
-    losses = result["pretrain_test_loss"]
-    assert set(losses) == {"mse", "vae"} and len(losses["vae"]) == 2  # only what methods need
-    real, mixes = result["examples"]["real"], result["examples"]["latent-mix"]
-    assert real.shape == (10, 784) and mixes.shape == (10, 6, 784)
-    paths = write_outputs(result, tmp_path)
-    saved = json.loads((tmp_path / "label_budget.json").read_text())
-    assert saved["cells"] == cells and "examples" not in saved
-    assert saved["config"]["budgets"] == [20, "all"]
-    assert saved["config"]["method_names"] == list(config.method_names)
-    table = (tmp_path / "label_budget.md").read_text()
-    assert table == markdown_table(result) and "| 20 |" in table and "scratch+latent-mix" in table
-    assert set(paths) == {"json", "md", "png", "generated"}
-    assert all(drawn(Path(p)) for k, p in paths.items() if k not in ("md", "json"))
-
-
 def test_each_seed_draws_its_own_balanced_subset_and_the_same_seed_the_same():
     labels = np.repeat(np.arange(10), 50)
     subsets = budget_indices(labels, 100, [0, 1, 2])
@@ -130,6 +87,7 @@ def test_each_seed_draws_its_own_balanced_subset_and_the_same_seed_the_same():
     np.testing.assert_array_equal(budget_indices(labels, 100, [2, 0])[0], subsets[2])
     every = budget_indices(labels, None, [0, 1])  # all labels: every seed the whole set
     assert every.shape == (2, 500) and (every == np.arange(500)).all()
+    np.testing.assert_array_equal(budget_indices(labels, 500, [0, 1]), every)  # as many as all
 
 
 def test_pretrained_methods_start_from_their_autoencoders_encoder_and_scratch_does_not():
@@ -207,3 +165,50 @@ def test_the_smallest_budget_is_one_label_and_a_cell_is_frozen():
     cell = Cell(1, "scratch", jnp.zeros((2, 1), jnp.int32))
     with pytest.raises(dataclasses.FrozenInstanceError):
         cell.budget = 2
+
+
+# Last: the slowest, so that a quicker test that fails is seen first.
+def test_study_runs_every_cell_and_writes_its_outputs(tmp_path, small_fashion, capsys):
+    config = LabelBudgetConfig(
+        budgets=(20, None),
+        seeds=2,
+        model=ModelConfig(hidden=32, latent=16),
+        pretrain_epochs=1,
+        epochs=1,
+        min_steps=20,
+        method_names=("scratch", "pretrained-vae-full", "scratch+latent-mix"),
+    )
+    started = time.perf_counter()
+    result = run_study(config, small_fashion, progress=False)
+    elapsed = time.perf_counter() - started
+    assert "label budget" not in capsys.readouterr().err  # no progress bar when asked for none
+    cells = result["cells"]
+    assert len(cells) == 2 * 3
+    # Every phase timed, each within the study's wall time.
+    phases = [result["pretrain_s"], *(c["seconds"] for c in cells)]
+    assert all(s > 0 for s in phases) and sum(phases) <= result["wall_s"] <= elapsed
+    assert [c["method"] for c in cells[:3]] == list(config.method_names)
+    assert [c["num_labels"] for c in cells[::3]] == [20, 2000]
+    for cell in cells:
+        assert len(cell["accuracy"]) == 2 and all(0.0 <= a <= 1.0 for a in cell["accuracy"])
+        assert len(cell["train_accuracy"]) == 2
+    for scratch, pretrained in zip(cells[::3], cells[1::3], strict=True):
+        # Same init and optimizer but the encoder: the pretrained cells really start elsewhere.
+        assert all(a != b for a, b in zip(scratch["accuracy"], pretrained["accuracy"], strict=True))
+    full_data = [c for c in cells if c["labels"] == "all"]
+    # Far above chance (0.1); one epoch of the 2000-label subset is only 20 Adam steps, which
+    # reach about 0.53 on the CPU, so the bound leaves room for other backends' rounding.
+    assert max(c["mean"] for c in full_data) > 0.4
+    losses = result["pretrain_test_loss"]
+    assert set(losses) == {"mse", "vae"} and len(losses["vae"]) == 2  # only what methods need
+    real, mixes = result["examples"]["real"], result["examples"]["latent-mix"]
+    assert real.shape == (10, 784) and mixes.shape == (10, 6, 784)
+    paths = write_outputs(result, tmp_path)
+    saved = json.loads((tmp_path / "label_budget.json").read_text())
+    assert saved["cells"] == cells and "examples" not in saved
+    assert saved["config"]["budgets"] == [20, "all"]
+    assert saved["config"]["method_names"] == list(config.method_names)
+    table = (tmp_path / "label_budget.md").read_text()
+    assert table == markdown_table(result) and "| 20 |" in table and "scratch+latent-mix" in table
+    assert set(paths) == {"json", "md", "png", "generated"}
+    assert all(drawn(Path(p)) for k, p in paths.items() if k not in ("md", "json"))
