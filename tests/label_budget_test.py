@@ -88,6 +88,9 @@ def test_each_seed_draws_its_own_balanced_subset_and_the_same_seed_the_same():
     every = budget_indices(labels, None, [0, 1])  # all labels: every seed the whole set
     assert every.shape == (2, 500) and (every == np.arange(500)).all()
     np.testing.assert_array_equal(budget_indices(labels, 500, [0, 1]), every)  # as many as all
+    # Classes of unequal size: a budget of every label is every label, not a balanced draw.
+    uneven = np.array([0] * 30 + [1] * 70)
+    np.testing.assert_array_equal(budget_indices(uneven, 100, [0]), [np.arange(100)])
 
 
 def test_pretrained_methods_start_from_their_autoencoders_encoder_and_scratch_does_not():
