@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import sys
 import threading
+import warnings
 
 
 def one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
@@ -33,5 +34,7 @@ def until_exit() -> None:
     loops, stopped by the error, would print their own tracebacks as the interpreter exits."""
     sys.unraisablehook = lambda unraisable: None
     threading.excepthook = lambda args: None
+    # e.g. "coroutine '_read_array_index_and_device_put' was never awaited", of a failed restore
+    warnings.simplefilter("ignore")
     for name in ("asyncio", "concurrent.futures"):
         logging.getLogger(name).disabled = True

@@ -425,3 +425,23 @@ def test_a_full_disk_names_the_file_or_else_the_folder_being_written():
         disk_full(named, folder)
     )
     assert disk_full(ValueError("not a disk"), folder) is None
+
+
+def test_after_an_error_line_nothing_more_is_printed_at_exit():
+    # What a failed Orbax restore leaves to the interpreter's exit: a coroutine never awaited
+    # (seen once in a clean environment), threads' tracebacks, asyncio's logs.
+    import subprocess
+    import sys
+
+    code = (
+        "import asyncio, logging, threading, warnings\n"
+        "from aejax import quiet\n"
+        "quiet.until_exit()\n"
+        "async def read(): pass\n"
+        "read()\n"  # never awaited: a RuntimeWarning when it is collected
+        "warnings.warn('coroutine was never awaited', RuntimeWarning)\n"
+        "threading.Thread(target=lambda: 1 / 0).start()\n"
+        "logging.getLogger('asyncio').error('Task exception was never retrieved')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0 and done.stderr == "", done.stderr
