@@ -63,9 +63,11 @@ def load_stage(stage_dir: str | Path, model: nn.Module | None = None) -> SavedSt
         read_model = model or stage_model(config, input_dim)
         template = jax.eval_shape(read_model.init, jax.random.key(0), jnp.zeros((1, input_dim)))
         target = {"params": template["params"]}
-        read = saved_step.restore_subtree_and_meta(checkpoints, epoch, target, verify_params=True)
-        checkpoint.checked_meta(read[1], epoch, checkpoints)  # damaged metadata: one line
-        return read_model, read[0]["params"]
+        state, meta = saved_step.restore_subtree_and_meta(
+            checkpoints, epoch, target, verify_params=True
+        )
+        checkpoint.checked_meta(meta, epoch, checkpoints)  # damaged metadata: one line
+        return read_model, state["params"]
 
     epoch, (model, params) = read_newest(checkpoints, read)
     return SavedStage(config, model, params, epoch, identity)
@@ -96,8 +98,8 @@ def load_pretrained_encoder(pretrain_dir: str | Path, classifier_params: Params)
         check_encoder_fits(classifier_params, saved[ENCODER])
         # All the params, to check their digest; the rest (the decoder) is read as NumPy arrays.
         target = {"params": {**saved, ENCODER: classifier_params[ENCODER]}}
-        read = saved_step.restore_subtree(checkpoints_dir, epoch, target, verify_params=True)
-        return read["params"][ENCODER]
+        state = saved_step.restore_subtree(checkpoints_dir, epoch, target, verify_params=True)
+        return state["params"][ENCODER]
 
     return read_newest(checkpoints_dir, read)[1]
 
