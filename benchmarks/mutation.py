@@ -48,7 +48,10 @@ MODULES = {
     "data": ("aejax/data/datasets.py", ("tests/data_test.py", "tests/contract_test.py")),
     "splits": ("aejax/data/splits.py", ("tests/splits_test.py",)),
     "transplant": ("aejax/model/transplant.py", ("tests/transplant_test.py",)),
-    "stage_loop": ("aejax/run/stage_loop.py", ("tests/stages_test.py",)),
+    "stage_loop": (
+        "aejax/run/stage_loop.py",
+        ("tests/stages_test.py", "tests/early_stopping_test.py"),
+    ),
     "checkpoint": ("aejax/run/checkpoint.py", ("tests/checkpoint_test.py",)),
     "saved_step": ("aejax/run/saved_step.py", ("tests/checkpoint_test.py",)),
     "early_stopping": ("aejax/run/early_stopping.py", ("tests/early_stopping_test.py",)),

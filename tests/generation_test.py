@@ -9,8 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from jax.random import key
 
-from aejax.config import AugmentConfig, ModelConfig
-from aejax.data.datasets import subset, to_device
+from aejax.config import AugmentConfig, ModelConfig, ObjectiveConfig
+from aejax.data.datasets import normalize, subset, to_device
 from aejax.engine.epochs import compile_stage
 from aejax.engine.train import create_state
 from aejax.errors import UserError
@@ -80,6 +80,51 @@ def test_class_spread_is_fitted_per_class():
     labels = jnp.array([0, 0, 1, 1])
     std = generation.class_latent_std(lambda p, x: x, None, codes, labels, 3)
     np.testing.assert_allclose(std, [[1.0, 0.0], [0.0, 2.0], [0.0, 0.0]], atol=1e-6)
+
+
+@pytest.mark.parametrize("loss", ["mse", "bce"])
+def test_the_generator_decodes_to_the_pixels_a_reconstruction_shows(small_fashion, loss):
+    """Generated pixels are in [-1, 1] as the stage's reconstructions are, whether the decoder
+    ends in tanh (MSE) or in logits (BCE)."""
+    objective = ObjectiveConfig(loss=loss)
+    model = make_autoencoder(
+        MODEL, small_fashion.input_dim, logits=objectives.uses_logits(objective)
+    )
+    params = jax.jit(model.init)(key(0), jnp.zeros((1, small_fashion.input_dim)))["params"]
+    images = small_fashion.test_images[:16]
+    encode, decode = generation.coder(model)
+    decoded = decode(params, encode(params, images))
+    shown = objectives.reconstruct(model.apply, params, normalize(images), objective)
+    np.testing.assert_allclose(decoded, shown, atol=1e-6)
+    assert float(jnp.min(decoded)) >= -1.0 and float(jnp.max(decoded)) <= 1.0
+
+
+def test_each_latent_kind_moves_the_code_only_as_it_says(generator_parts, small_fashion):
+    """Mixing a code with itself, or adding noise of zero spread, gives the plain reconstruction;
+    a same-class partner, or the class's real spread, gives another image."""
+    model, generator, _, _ = generator_parts
+    labels = small_fashion.train_labels[:200]
+    firsts = np.array([np.flatnonzero(labels == c)[0] for c in range(CLASSES)])
+    images, distinct = small_fashion.train_images[firsts], labels[firsts]  # one per class
+    codec = generation.coder(model)
+    encode, decode = codec
+    plain = np.asarray(
+        generation.to_uint8(decode(generator.params, encode(generator.params, images))), int
+    )
+    weights = jnp.ones(CLASSES)
+
+    def made(kind, classes, gen):
+        return np.asarray(
+            generation.generate(kind, codec, images, classes, weights, key(3), gen), int
+        )
+
+    alone = made("latent-mix", distinct, generator)  # each example's only partner is itself
+    assert np.abs(alone - plain).max() <= 1  # (1 - w) z + w z, rounded to uint8
+    still = generator._replace(class_std=jnp.zeros_like(generator.class_std))
+    one_class = jnp.zeros_like(distinct)
+    np.testing.assert_array_equal(made("latent-noise", one_class, still), plain)
+    assert np.abs(made("latent-mix", one_class, generator) - plain).max() > 2  # beyond rounding
+    assert np.abs(made("latent-noise", distinct, generator) - plain).max() > 2  # beyond rounding
 
 
 def test_augment_specs_are_parsed_and_bad_ones_refused():
