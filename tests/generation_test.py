@@ -127,11 +127,33 @@ def test_each_latent_kind_moves_the_code_only_as_it_says(generator_parts, small_
     assert np.abs(made("latent-noise", distinct, generator) - plain).max() > 2  # beyond rounding
 
 
+def test_stored_generations_are_the_pixels_normalize_reads_back():
+    every = jnp.arange(256, dtype=jnp.uint8)
+    np.testing.assert_array_equal(generation.to_uint8(normalize(every)), every)
+    np.testing.assert_array_equal(generation.to_uint8(jnp.array([-3.0, 2.0])), [0, 255])
+
+
+def test_examples_per_class_shows_each_class_source_and_its_generations(generator_parts):
+    model, generator, images, labels = generator_parts
+    sources, made = generation.examples_per_class(
+        model, generator.params, images, labels, CLASSES, key(4), count=3
+    )
+    firsts = [int(np.flatnonzero(labels == c)[0]) for c in range(CLASSES)]
+    np.testing.assert_array_equal(sources, images[np.array(firsts)])
+    for kind, generated in made.items():
+        assert generated.shape == (CLASSES, 3, images.shape[1]) and generated.dtype == jnp.uint8
+        assert not np.array_equal(generated[:, 0], generated[:, 1]), kind  # each its own key
+
+
 def test_augment_specs_are_parsed_and_bad_ones_refused():
     assert AugmentConfig("latent-mix:3").kind == "latent-mix"
     assert AugmentConfig("latent-mix:3").amount == 3
     assert AugmentConfig("latent-noise:0").kind == "none"  # R = 0 adds nothing
     assert generation.make_augment(AugmentConfig("shift:0")) is None
+    assert generation.make_augment(AugmentConfig("shift:2")) is not None  # needs no autoencoder
+    for latent in ("latent-mix:1", "latent-noise:2"):
+        with pytest.raises(ValueError, match="needs the autoencoder"):
+            generation.make_augment(AugmentConfig(latent))
     for bad in ("latent-mix", "mix:2", "shift:-1", "latent-noise:1.5"):
         with pytest.raises(UserError, match="augment must be") as info:
             AugmentConfig(bad)

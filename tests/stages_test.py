@@ -1,7 +1,10 @@
 """End to end: both scripts on a small real Fashion-MNIST subset, resume, and refusals."""
 
+import errno
 import json
+import os
 import shutil
+import time
 
 import chex
 import jax
@@ -10,10 +13,11 @@ import pytest
 
 from aejax.config import FinetuneConfig, ObjectiveConfig, PretrainConfig, TrainConfig
 from aejax.engine.keys import epoch_key, stage_key
-from aejax.errors import UserError
+from aejax.errors import DiskFullError, UserError
 from aejax.evaluation import evaluate_stage, load_stage
 from aejax.run import checkpoint
 from aejax.run.resume import resume_epoch
+from aejax.run.stage_loop import disk_full_is_said
 from aejax.stages import finetune, pretrain
 from support import (
     SUBSET_DIR,
@@ -80,6 +84,35 @@ def test_stage_outputs_are_written(pipeline_run):
         assert [json.loads(line)["epoch"] for line in lines] == [1, 2, 3]
         assert checkpoint.latest_epoch(folder / "checkpoints") == 3
     assert drawn(workdir / "pretrain" / "reconstructions.png")
+
+
+def test_a_stage_prints_its_parameters_only_with_progress(tmp_path, small_fashion, capsys):
+    config = tiny_config("pretrain", tmp_path, epochs=1)
+    started = time.perf_counter()
+    result = pretrain(config, small_fashion, progress=False)
+    elapsed = time.perf_counter() - started
+    quiet = capsys.readouterr()
+    assert quiet.out == "" and "parameters" not in quiet.err
+    assert 0 < result.metrics["wall_s"] <= elapsed  # its own time, measured from its start
+    pretrain(tiny_config("pretrain", tmp_path, epochs=2), small_fashion, progress=True)
+    assert "pretrain: parameters" in capsys.readouterr().err  # stdout carries the JSON result
+
+
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EACCES])
+def test_only_a_full_disk_becomes_one_line_naming_the_stage_folder(tmp_path, code):
+    config = tiny_config("pretrain", tmp_path)
+
+    @disk_full_is_said
+    def stage(config):
+        raise OSError(code, os.strerror(code))
+
+    expected = DiskFullError if code == errno.ENOSPC else OSError
+    with pytest.raises(expected) as info:
+        stage(config)
+    if code == errno.ENOSPC:
+        assert str(config.stage_dir) in str(info.value)
+    else:
+        assert not isinstance(info.value, DiskFullError) and info.value.errno == code
 
 
 def test_finetune_starts_from_the_pretrained_encoder(tmp_path, small_fashion):
