@@ -30,7 +30,7 @@ from aejax.data.datasets import Dataset, load_dataset, normalize
 from aejax.data.splits import hold_out
 from aejax.engine.keys import INIT_STREAM, stage_key
 from aejax.engine.parallel import data_mesh
-from aejax.engine.train import create_state
+from aejax.engine.train import compile_on, create_state
 from aejax.errors import UserError
 from aejax.figures import plots
 from aejax.given import Given, PerStage, for_stage
@@ -81,7 +81,9 @@ def pretrain(
     task = StageTask(
         kind,
         objective or PRETRAINING.metrics(config, model),
-        figures=functools.partial(_save_reconstruction_figure, config, model, data=data),
+        figures=functools.partial(
+            _save_reconstruction_figure, config, model, data=data, recipe=recipe
+        ),
         callbacks=tuple(callbacks),
     )
     return train_stage(config, data, start, task, options)
@@ -180,15 +182,19 @@ def _augmentation(config: FinetuneConfig, data: Dataset):
     return Augmentation(generation.make_augment(spec, saved.model, side), generator)
 
 
-def _save_reconstruction_figure(config, model, params, data: Dataset, count: int = 10):
-    @jax.jit  # one program, not one compile per Flax op
+def _save_reconstruction_figure(
+    config, model, params, data: Dataset, count: int = 10, recipe: str | None = None
+):
     def originals_and_reconstructions(params, images):
         originals = normalize(images)
         return originals, objectives.reconstruct(model.apply, params, originals, config.objective)
 
     # Host copies: a program on the (maybe multi-process) mesh would need every process here.
-    params = jax.device_get(params)
-    originals, reconstructions = originals_and_reconstructions(params, data.test_images[:count])
+    # One program, not one compile per Flax op; kept, and found untraced by a warm run.
+    args = (jax.device_get(params), data.test_images[:count])
+    recipe = recipe and f"{recipe}/reconstructions"
+    program = compile_on(originals_and_reconstructions, args, recipe=recipe)
+    originals, reconstructions = program(*args)
     plots.save_reconstructions(
         np.asarray(originals),
         np.asarray(reconstructions),

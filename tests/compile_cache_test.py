@@ -23,9 +23,10 @@ TINY = [
 PROGRAMS = 8
 KEY_PROGRAMS = 2  # the seed/epoch key programs do not depend on the model
 # Programs kept whole (aejax.engine.compile_cache): each stage's init and epoch, the optimizer
-# re-init after the transplant, and the key programs; each found without a trace, by what it is
-# built from (aejax.engine.untraced), its output structure kept beside it.
-KEPT = 5 + KEY_PROGRAMS
+# re-init after the transplant, the reconstruction figure's and the key programs; each found
+# without a trace, by what it is built from (aejax.engine.untraced), its output structure kept
+# beside it.
+KEPT = 6 + KEY_PROGRAMS
 UNTRACED = KEPT  # every one
 
 
