@@ -110,11 +110,13 @@ def train_stage(
         board = _open_board(config, start.state.params, options)  # once the start is sound
         run = _begin(config, start, task, device_data, state, history, checkpoints, board, options)
         state, best = _train(run, state, options.progress)
+        figures_s = _draw_figures(run, state, task, data)  # drawn aside while the last save commits
+        run.wait_for_last_save()
     report = task.kind.report(config, run.history[-1])
     metrics = final_metrics(config, run.history, data, run.times(start.init_s), report)
     if best is not None:
         metrics.update(best, num_val=len(val.labels))
-    metrics.update(_write_outputs(run, state, task, data))
+    metrics.update(figures_s=figures_s, **_close_board(run, task))
     metrics["wall_s"] = time.perf_counter() - started + start.init_s
     write_json(stage_dir / "metrics.json", metrics)
     if run.stopped_by:
@@ -145,33 +147,38 @@ def _open_board(config: StageConfig, params, options: RunOptions):
     return board
 
 
-def _write_outputs(run: StageRun, state, task: StageTask, data: Dataset) -> dict[str, float]:
-    """Curves and the stage's figures (process 0), TensorBoard's image; what each took."""
-    started, stage_dir, board = time.perf_counter(), run.config.stage_dir, run.board
+def _draw_figures(run: StageRun, state, task: StageTask, data: Dataset) -> float:
+    """Curves and the stage's figures (process 0); the seconds it took to make or hand them over."""
+    started = time.perf_counter()
     if distributed.is_primary():
         title = f"{run.config.stage}: {data.name}"
-        plots.save_curves(run.history, stage_dir / "curves.png", title)
+        plots.save_curves(run.history, run.config.stage_dir / "curves.png", title)
         if task.figures:
             task.figures(state.params)
-    spent = {"figures_s": time.perf_counter() - started}
-    if board:
-        image = task.kind.board_image
-        if image:
-            plots.wait_for_figures(stage_dir / image)  # when drawn aside
-            board.image(Path(image).stem, stage_dir / image, len(run.history))
-        board.close()
-        spent["tensorboard_s"] = board.seconds
-    return spent
+    return time.perf_counter() - started
+
+
+def _close_board(run: StageRun, task: StageTask) -> dict[str, float]:
+    """TensorBoard's image (once drawn) and the log closed; the seconds its writes took."""
+    board, stage_dir = run.board, run.config.stage_dir
+    if not board:
+        return {}
+    image = task.kind.board_image
+    if image:
+        plots.wait_for_figures(stage_dir / image)  # when drawn aside
+        board.image(Path(image).stem, stage_dir / image, len(run.history))
+    board.close()
+    return {"tensorboard_s": board.seconds}
 
 
 def _train(run: StageRun, state, progress: bool):
     """Train `run` to its end; the final state (the best epoch's, with early stopping) and, with
-    early stopping, that epoch's figures. A signal ends it with `TrainingInterrupted`."""
+    early stopping, that epoch's figures. A signal ends it with `TrainingInterrupted`. The last
+    checkpoint may still be committing (`StageRun.wait_for_last_save`) unless it was read."""
     with stop_on_signal() as stop:
         state = run.train(state, stop, progress)
-    started = time.perf_counter()
-    run.checkpoints.wait_until_saved()  # the last epoch's checkpoint, before anything reads it
-    run.checkpoint_seconds.append(time.perf_counter() - started)
+    if stop.requested or run.validator:  # the last epoch's checkpoint, before anything reads it
+        run.wait_for_last_save()
     if stop.requested:
         raise TrainingInterrupted(
             f"interrupted: {run.config.stage} stopped after epoch {len(run.history)}, checkpoint "

@@ -109,6 +109,12 @@ class StageRun:
                 self.stopped_by = getattr(callback, "__name__", type(callback).__name__)
         return state
 
+    def wait_for_last_save(self) -> None:
+        """Block until the newest checkpoint is committed; the wait counts as checkpoint time."""
+        started = time.perf_counter()
+        self.checkpoints.wait_until_saved()
+        self.checkpoint_seconds.append(time.perf_counter() - started)
+
     def _report(self, row, record, step_losses: np.ndarray, progress: bool) -> None:
         """The epoch's row into metrics.jsonl and TensorBoard (its steps' losses too), its line."""
         write_jsonl(self.config.stage_dir / "metrics.jsonl", self.history)
