@@ -271,6 +271,29 @@ def test_run_command_times_the_readme_command_against_its_epochs(tmp_path):
     assert "| 0 |" in (tmp_path / "rc.md").read_text()
 
 
+def test_fixed_costs_splits_a_warm_runs_fixed_cost_into_its_steps(tmp_path):
+    import fixed_costs
+    import timed_pipeline
+
+    tiny = ["--source", "idx", "--hidden", "32", "--latent", "16", "--train-limit", "300"]
+    tiny += ["--test-limit", "100"]
+    args = ["--data-dir", str(SUBSET_DIR), "--results-dir", str(tmp_path), "--name", "fc"]
+    assert fixed_costs.main([*args, "--epochs", "2", "--rounds", "1", "--", *tiny]) == 0
+    record = json.loads((tmp_path / "fc.json").read_text())
+    kinds = [r["kind"] for r in record["runs"]]
+    assert kinds == ["cold", "warm", "plain"]
+    warm = record["runs"][1]
+    # Every step was found and timed; the epochs, the figures and the saves took time.
+    assert set(warm["steps"]) == set(timed_pipeline.STEPS)
+    for step in ("epochs", "checkpoint saves (their synchronous part)", "data load"):
+        assert warm["steps"][step] > 0, step
+    # The parts add up to the fixed cost, but for wrapping the steps in timers (milliseconds).
+    parts = fixed_costs.split(warm)
+    assert sum(parts.values()) == pytest.approx(fixed_costs.fixed_cost(warm), abs=0.05)
+    assert 0 < warm["exit_s"] < warm["wall_s"] and record["summary"]["fixed_s"] > 0
+    assert "| data load |" in (tmp_path / "fc.md").read_text()
+
+
 def test_run_command_refuses_zero_runs(tmp_path, capsys):
     import run_command
 
