@@ -50,7 +50,7 @@ MODULES = {
     "transplant": ("aejax/model/transplant.py", ("tests/transplant_test.py",)),
     "stage_loop": (
         "aejax/run/stage_loop.py",
-        ("tests/stages_test.py", "tests/early_stopping_test.py"),
+        ("tests/stages_test.py", "tests/early_stopping_test.py", "tests/observe_test.py"),
     ),
     "checkpoint": ("aejax/run/checkpoint.py", ("tests/checkpoint_test.py",)),
     "saved_step": ("aejax/run/saved_step.py", ("tests/checkpoint_test.py",)),

@@ -151,6 +151,10 @@ def test_augment_specs_are_parsed_and_bad_ones_refused():
     assert AugmentConfig("latent-noise:0").kind == "none"  # R = 0 adds nothing
     assert generation.make_augment(AugmentConfig("shift:0")) is None
     assert generation.make_augment(AugmentConfig("shift:2")) is not None  # needs no autoencoder
+    with pytest.raises(UserError, match="moves 28-pixel images out of the frame") as info:
+        generation.make_augment(AugmentConfig("shift:28"))
+    assert info.value.settings == ("augment",)
+    assert generation.make_augment(AugmentConfig("latent-mix:28"), object()) is not None
     for latent in ("latent-mix:1", "latent-noise:2"):
         with pytest.raises(ValueError, match="needs the autoencoder"):
             generation.make_augment(AugmentConfig(latent))

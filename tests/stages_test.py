@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from aejax.config import FinetuneConfig, ObjectiveConfig, PretrainConfig, TrainConfig
+from aejax.data.datasets import subset
 from aejax.engine.keys import epoch_key, stage_key
 from aejax.errors import DiskFullError, UserError
 from aejax.evaluation import evaluate_stage, load_stage
@@ -93,9 +94,21 @@ def test_a_stage_prints_its_parameters_only_with_progress(tmp_path, small_fashio
     elapsed = time.perf_counter() - started
     quiet = capsys.readouterr()
     assert quiet.out == "" and "parameters" not in quiet.err
-    assert 0 < result.metrics["wall_s"] <= elapsed  # its own time, measured from its start
+    metrics = result.metrics
+    assert 0 < metrics["wall_s"] <= elapsed  # its own time, measured from its start
+    for phase in ("figures_s", "checkpoint_s", "tensorboard_s", "epochs_s"):
+        assert 0 <= metrics[phase] < metrics["wall_s"], phase
     pretrain(tiny_config("pretrain", tmp_path, epochs=2), small_fashion, progress=True)
     assert "pretrain: parameters" in capsys.readouterr().err  # stdout carries the JSON result
+
+
+def test_a_batch_may_hold_every_training_example_and_no_more(tmp_path, small_fashion):
+    data = subset(small_fashion, 100, 50)
+    whole = pretrain(tiny_config("pretrain", tmp_path / "a", epochs=1), data, progress=False)
+    assert whole.state.step == 1  # one step: the whole training set
+    config = tiny_config("pretrain", tmp_path / "b", epochs=1, batch_size=101)
+    with pytest.raises(UserError, match="batch size 101 exceeds the 100 training examples"):
+        pretrain(config, data, progress=False)
 
 
 @pytest.mark.parametrize("code", [errno.ENOSPC, errno.EACCES])

@@ -37,7 +37,7 @@ def tiny_config(stage: str, workdir, epochs: int = 2, **train) -> PretrainConfig
         workdir=str(workdir),
         model=ModelConfig(hidden=32, latent=16),
         data=subset_data_config(),
-        train=TrainConfig(epochs=epochs, batch_size=100, **train),
+        train=TrainConfig(**{"epochs": epochs, "batch_size": 100, **train}),
     )
 
 
