@@ -65,7 +65,7 @@ def test_padding_stays_weightless_and_partners_share_the_class():
 
 
 def test_shift_moves_pixels_by_at_most_p():
-    side, pixels, count = 9, 2, 64
+    side, pixels, count = 9, 2, 4096
     images = np.zeros((count, side * side), np.uint8)
     images[:, 4 * side + 4] = 255  # one lit pixel in the middle
     shifted = np.asarray(generation.shift(jnp.asarray(images), jax.random.key(0), pixels, side))
@@ -73,13 +73,20 @@ def test_shift_moves_pixels_by_at_most_p():
     assert np.all(shifted.max(axis=1) == 255) and np.all(shifted.sum(axis=1) == 255)
     assert np.abs(rows - 4).max() == pixels and np.abs(cols - 4).max() == pixels
     assert len({(r, c) for r, c in zip(rows, cols, strict=True)}) > 10  # offsets vary
+    # Each axis moves by -P..P, each amount equally often (1/5 here; the spread is ~0.006).
+    for moved in (rows - 4, cols - 4):
+        amounts, times = np.unique(moved, return_counts=True)
+        np.testing.assert_array_equal(amounts, np.arange(-pixels, pixels + 1))
+        np.testing.assert_allclose(times / count, 1 / (2 * pixels + 1), atol=0.03)
 
 
 def test_class_spread_is_fitted_per_class():
-    codes = jnp.array([[0.0, 1.0], [2.0, 1.0], [5.0, 5.0], [5.0, 9.0]])
-    labels = jnp.array([0, 0, 1, 1])
-    std = generation.class_latent_std(lambda p, x: x, None, codes, labels, 3)
-    np.testing.assert_allclose(std, [[1.0, 0.0], [0.0, 2.0], [0.0, 0.0]], atol=1e-6)
+    codes = jnp.array([[0.0, 1.0], [2.0, 1.0], [5.0, 5.0], [5.0, 9.0], [3.0, -4.0]])
+    labels = jnp.array([0, 0, 1, 1, 3])
+    std = generation.class_latent_std(lambda p, x: x, None, codes, labels, 4)
+    # Class 2 has no example, class 3 one: neither spreads.
+    expected = [[1.0, 0.0], [0.0, 2.0], [0.0, 0.0], [0.0, 0.0]]
+    np.testing.assert_allclose(std, expected, atol=1e-6)
 
 
 @pytest.mark.parametrize("loss", ["mse", "bce"])
@@ -143,6 +150,11 @@ def test_examples_per_class_shows_each_class_source_and_its_generations(generato
     for kind, generated in made.items():
         assert generated.shape == (CLASSES, 3, images.shape[1]) and generated.dtype == jnp.uint8
         assert not np.array_equal(generated[:, 0], generated[:, 1]), kind  # each its own key
+    # By default six of each kind: the columns of the generation study's figure.
+    _, made = generation.examples_per_class(
+        model, generator.params, images, labels, CLASSES, key(4)
+    )
+    assert {kind: m.shape[1] for kind, m in made.items()} == dict.fromkeys(made, 6)
 
 
 def test_augment_specs_are_parsed_and_bad_ones_refused():
