@@ -80,6 +80,18 @@ def test_shift_moves_pixels_by_at_most_p():
         np.testing.assert_allclose(times / count, 1 / (2 * pixels + 1), atol=0.03)
 
 
+def test_latent_noise_spreads_each_code_by_its_class_spread_times_the_noise_scale():
+    count, latent = 4096, 3
+    labels = jnp.arange(count) % 2
+    class_std = jnp.array([[1.0, 2.0, 0.0], [0.5, 0.0, 4.0]])
+    codes = jnp.ones((count, latent))
+    moved = generation.latent_noise(lambda p, z: z, None, codes, labels, class_std, key(7))
+    for c in (0, 1):
+        spread = np.asarray(jnp.std(moved[labels == c], axis=0))
+        np.testing.assert_allclose(spread, generation.NOISE_SCALE * class_std[c], rtol=0.06)
+        np.testing.assert_allclose(jnp.mean(moved[labels == c], axis=0), 1.0, atol=0.15)
+
+
 def test_class_spread_is_fitted_per_class():
     codes = jnp.array([[0.0, 1.0], [2.0, 1.0], [5.0, 5.0], [5.0, 9.0], [3.0, -4.0]])
     labels = jnp.array([0, 0, 1, 1, 3])
@@ -147,6 +159,7 @@ def test_examples_per_class_shows_each_class_source_and_its_generations(generato
     )
     firsts = [int(np.flatnonzero(labels == c)[0]) for c in range(CLASSES)]
     np.testing.assert_array_equal(sources, images[np.array(firsts)])
+    assert set(made) == set(generation.LATENT_KINDS)
     for kind, generated in made.items():
         assert generated.shape == (CLASSES, 3, images.shape[1]) and generated.dtype == jnp.uint8
         assert not np.array_equal(generated[:, 0], generated[:, 1]), kind  # each its own key
