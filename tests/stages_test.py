@@ -99,8 +99,18 @@ def test_a_stage_prints_its_parameters_only_with_progress(tmp_path, small_fashio
     assert 0 < elapsed - metrics["wall_s"] < metrics["init_s"], (elapsed, metrics)
     for phase in ("figures_s", "checkpoint_s", "tensorboard_s", "epochs_s"):
         assert 0 <= metrics[phase] < metrics["wall_s"], phase
+    assert "stopped_by" not in metrics  # no callback ended it
     pretrain(tiny_config("pretrain", tmp_path, epochs=2), small_fashion, progress=True)
     assert "pretrain: parameters" in capsys.readouterr().err  # stdout carries the JSON result
+
+
+def test_a_callback_that_ends_training_is_named_in_the_metrics(tmp_path, small_fashion):
+    def enough_after_one(row, state):
+        return row["epoch"] == 1
+
+    config = tiny_config("pretrain", tmp_path, epochs=3)
+    result = pretrain(config, small_fashion, progress=False, callbacks=[enough_after_one])
+    assert len(result.history) == 1 and result.metrics["stopped_by"] == "enough_after_one"
 
 
 def test_a_batch_may_hold_every_training_example_and_no_more(tmp_path, small_fashion):
