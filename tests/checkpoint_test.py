@@ -272,3 +272,48 @@ def test_with_best_tracking_only_the_best_is_kept_beside_the_newest(tmp_path):
             ckpt.save(epoch, state, {"epoch": epoch}, score=score)
         assert ckpt.best_epoch() == 2
     assert checkpoint.committed_epochs(tmp_path / "ck") == [4, 2]
+
+
+def _saved_autoencoder(directory, epoch=1):
+    state = _trained_state()
+    with checkpoint.StageCheckpoints(directory) as ckpt:
+        ckpt.save(epoch, state, {"history": [{"epoch": epoch}]})
+    return state
+
+
+def _autoencoder_params(hidden):
+    model = make_autoencoder(ModelConfig(hidden=hidden, latent=16), 784)
+    return create_state(model, 784, optax.adam(1e-3), jax.random.key(0)).params
+
+
+def test_a_step_of_other_widths_is_named_with_three_of_its_shapes(tmp_path):
+    _saved_autoencoder(tmp_path / "ck", epoch=2)
+    assert saved_step.other_shapes(tmp_path / "ck", 2, _autoencoder_params(32)) is None
+    wrong = saved_step.other_shapes(tmp_path / "ck", 2, _autoencoder_params(24))  # six differ
+    assert isinstance(wrong, CheckpointError)
+    message = str(wrong)
+    assert (
+        f"checkpoint {(tmp_path / 'ck' / '2').absolute()} holds arrays of other shapes" in message
+    )
+    assert message.count(", not ") == 3, message  # the first three, not all six
+    assert "decoder/hidden/bias (32,), not (24,); decoder/hidden/kernel (16, 32)" in message
+
+
+def test_a_subtree_read_into_other_shapes_is_refused(tmp_path):
+    _saved_autoencoder(tmp_path / "ck")
+    # NumPy leaves are read as NumPy arrays, in whatever shape they were stored: compared after.
+    encoder = jax.tree.map(np.asarray, _autoencoder_params(24)["encoder"])
+    refused = r"other shapes than the model's \(params/encoder/hidden/bias \(32,\), not \(24,\)"
+    with pytest.raises(CheckpointError, match=refused):
+        saved_step.restore_subtree(tmp_path / "ck", 1, {"params": {"encoder": encoder}})
+
+
+def test_a_subtree_and_its_metadata_are_read_unchecked_unless_asked(tmp_path):
+    state = _saved_autoencoder(tmp_path / "ck")
+    target = {"params": {"encoder": _autoencoder_params(32)["encoder"]}}
+    read, meta = saved_step.restore_subtree_and_meta(tmp_path / "ck", 1, target)
+    assert _equal(read["params"]["encoder"], state.params["encoder"])
+    assert meta["history"] == [{"epoch": 1}]
+    # Part of the params cannot match the digest of all of them: asked to check, it refuses.
+    with pytest.raises(DamagedCheckpointError):
+        saved_step.restore_subtree_and_meta(tmp_path / "ck", 1, target, verify_params=True)
