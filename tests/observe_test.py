@@ -44,6 +44,20 @@ def test_tensorboard_holds_one_scalar_per_epoch_equal_to_the_metrics(observed_ru
     assert 0 < result.metrics["tensorboard_s"] < 5
 
 
+def test_a_long_stages_step_losses_are_thinned_to_what_tensorboard_shows(tmp_path):
+    log = observe.TensorBoardLog(tmp_path)
+    losses = np.arange(1, 6001, dtype=np.float32) / 10  # 10 epochs of 600 steps
+    for epoch in range(10):
+        log.steps("train/step_loss", losses[epoch * 600 : (epoch + 1) * 600], epoch * 600 + 1, 6000)
+    log.close()
+    events = EventAccumulator(str(tmp_path), {"scalars": 0})
+    events.Reload()
+    scalars = events.Scalars("train/step_loss")
+    assert [s.step for s in scalars] == list(range(6, 6001, 6))  # 1 000 points, the last step's
+    assert [s.value for s in scalars] == pytest.approx((losses[5::6]).tolist())
+    assert observe.step_stride(1000) == 1 and observe.step_stride(1001) == 2
+
+
 def test_the_profile_traces_one_steady_epoch_with_named_regions(observed_run):
     workdir, _ = observed_run
     traces = list((workdir / "profile").rglob("perfetto_trace.json.gz"))

@@ -1,7 +1,8 @@
 """What a stage shows besides its files: TensorBoard events, a profiler trace, a parameter table.
 
 - **TensorBoard** (``WORKDIR/<stage>/tensorboard/``, on by default): per-epoch scalars
-  (``train/*``, ``test/*``, ``val/*``, ``time/*``), the run's hyperparameters (the HParams
+  (``train/*``, ``test/*``, ``val/*``, ``time/*``), the training loss of the steps (at most
+  ``STEP_POINTS`` of a stage: every k-th beyond that), the run's hyperparameters (the HParams
   dashboard) and the stage's reconstruction figure as an image. Written with TensorBoard's own
   event-file writer and protos, so no TensorFlow is needed; only process 0 writes. A folder that
   cannot be written is one warning, and training goes on without it.
@@ -30,6 +31,9 @@ from aejax.errors import UserError
 
 TENSORBOARD_DIR = "tensorboard"
 QUEUED_EVENTS = 8192
+# Per-step points of one series: what TensorBoard shows of it by default (its scalars plugin
+# downsamples to 1000; `--samples_per_plugin scalars=N` asks for more).
+STEP_POINTS = 1000
 # Metrics rows (`aejax.engine.epochs.EpochRecord.as_dict`) -> TensorBoard tags:
 # "test_loss" -> "test/loss".
 TIME_TAGS = {"seconds": "time/epoch_s", "eval_s": "time/eval_s"}
@@ -101,12 +105,15 @@ class TensorBoardLog:
         values = [summary_pb2.Summary.Value(tag=t, simple_value=v) for t, v in scalars.items()]
         self._write(row["epoch"], values)
 
-    def steps(self, tag: str, values, first_step: int) -> None:
-        """Per-step values (e.g. each step's training loss) as scalars at their step numbers."""
+    def steps(self, tag: str, values, first_step: int, total_steps: int) -> None:
+        """Per-step values (e.g. each step's training loss) as scalars at their step numbers:
+        those of every `step_stride(total_steps)`-th step of the stage's `total_steps`."""
         from tensorboard.compat.proto import summary_pb2
 
+        every = step_stride(total_steps)
         for step, value in enumerate(np.asarray(values, np.float64).tolist(), first_step):
-            self._write(step, [summary_pb2.Summary.Value(tag=tag, simple_value=value)])
+            if step % every == 0:
+                self._write(step, [summary_pb2.Summary.Value(tag=tag, simple_value=value)])
 
     def image(self, tag: str, png: Path, step: int) -> None:
         """A PNG the stage wrote (e.g. its reconstructions), as an image."""
@@ -125,6 +132,12 @@ class TensorBoardLog:
         started = time.perf_counter()
         self.writer.close()
         self.seconds += time.perf_counter() - started
+
+
+def step_stride(total_steps: int) -> int:
+    """Write every k-th step's scalar so that a stage's series holds at most `STEP_POINTS`: all
+    TensorBoard keeps of one by default, and each event costs the host time while it trains."""
+    return max(1, -(-total_steps // STEP_POINTS))
 
 
 def tag_of(key: str) -> str:

@@ -121,7 +121,8 @@ class StageRun:
         if self.board:
             self.board.epoch(row, len(self.data.train.labels))
             first = (row["epoch"] - 1) * len(step_losses) + 1  # optimizer steps, from 1
-            self.board.steps("train/step_loss", step_losses, first)
+            total = self.config.train.epochs * len(step_losses)
+            self.board.steps("train/step_loss", step_losses, first, total)
         if progress:
             tqdm.write(summary_line(self.config, record, step_losses))
 
