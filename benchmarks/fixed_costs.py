@@ -60,9 +60,10 @@ def run_one(args, kind: str, scratch: Path, cache: Path) -> dict:
     record = json.loads((workdir / "run" / "pipeline.json").read_text())
     row = {"kind": kind, "wall_s": ended - spawned, **_epochs(record)}
     row["start_s"] = record["started_at"] - spawned
+    row["imports_s"] = record["imports_s"]
     if times is not None:
         timed = json.loads(times.read_text())
-        row |= {"imports_s": timed["imports_s"], "main_s": timed["main_s"]}
+        row["main_s"] = timed["main_s"]
         row["steps"] = timed["steps"]
         row["exit_s"] = ended - timed["returned_at"]
     shutil.rmtree(workdir, ignore_errors=True)
@@ -101,6 +102,8 @@ def summarize(runs: list[dict]) -> dict:
     return {
         "warm_wall_s": median(r["wall_s"] for r in warm),
         "plain_wall_s": median(r["wall_s"] for r in plain),
+        "plain_steady_epochs_s": median(r["steady_epochs_s"] for r in plain),
+        "plain_fixed_s": median(fixed_cost(r) for r in plain),
         "start_s": median(r["start_s"] for r in warm),
         "imports_s": median(r["imports_s"] for r in warm),
         "steady_epochs_s": median(r["steady_epochs_s"] for r in warm),
@@ -122,6 +125,8 @@ def markdown(record: dict) -> str:
         f"{s['steady_epochs_s']:.2f} s",
         f"- **fixed cost {s['fixed_s']:.2f} s**; the medians of its parts add up to "
         f"{sum(s['parts'].values()):.2f} s",
+        f"- untimed runs: steady-state epochs {s['plain_steady_epochs_s']:.2f} s, fixed cost "
+        f"{s['plain_fixed_s']:.2f} s",
         "",
         "| step | s |",
         "|---|---:|",
