@@ -1,4 +1,7 @@
+import gc
 import shutil
+import sys
+import warnings
 
 import jax
 import jax.numpy as jnp
@@ -165,6 +168,29 @@ def test_each_changed_newest_checkpoint_is_set_aside_under_a_name_of_its_own(tmp
         assert (ck / aside / "state").is_dir() and not (ck / "2").exists()
         assert capsys.readouterr().err.strip().endswith(f"set aside as {ck / aside}")
     assert sorted(p.name for p in ck.iterdir()) == ["1", "2.damaged", "2.damaged2"]
+
+
+def test_a_step_orbax_cannot_read_leaves_nothing_to_say_later_in_the_run(
+    tmp_path, capsys, monkeypatch
+):
+    """A cut data chunk fails Orbax's read part-way; what that read left (coroutines closed by
+    the garbage collector re-raise its error) says nothing when the collector next runs."""
+    first = _trained_state()
+    second = first.apply_gradients(grads=jax.tree.map(jnp.ones_like, first.params))
+    ck = tmp_path / "ck"
+    _save_two_epochs(ck, first, second)
+    chunk = max((ck / "2/state/ocdbt.process_0/d").iterdir(), key=lambda p: p.stat().st_size)
+    chunk.write_bytes(chunk.read_bytes()[: chunk.stat().st_size // 2])
+    unraisable = []
+    monkeypatch.setattr(sys, "unraisablehook", unraisable.append)
+    with warnings.catch_warnings(record=True) as warned:
+        warnings.simplefilter("always")
+        with checkpoint.StageCheckpoints(ck, keep=3) as ckpt:
+            epoch, restored, _ = ckpt.restore_newest_good(2, second)
+        gc.collect()  # wherever in the run the collector would next run
+    assert epoch == 1 and _equal(restored.params, first.params)
+    assert unraisable == [] and warned == []
+    assert "cannot be restored" in capsys.readouterr().err
 
 
 def test_checkpoint_metadata_must_number_its_history_one_to_its_epoch(tmp_path):

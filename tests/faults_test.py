@@ -148,6 +148,13 @@ def _flip_a_byte(path, every: int | None = None):
     path.write_bytes(bytes(data))
 
 
+def _two_lines(stderr: str) -> list[str]:
+    """The two lines `stderr` holds, and nothing else (else the test shows all of it)."""
+    lines = stderr.splitlines()
+    assert len(lines) == 2, stderr
+    return lines
+
+
 def _cut(path, keep=0.5):
     path.write_bytes(path.read_bytes()[: int(path.stat().st_size * keep)])
 
@@ -192,7 +199,7 @@ def test_a_changed_checkpoint_is_set_aside_and_the_resume_is_bit_identical(
     run = [*REAL, "--no-tensorboard", "--epochs", "3", "--workdir", str(work)]
     result = run_script_here("pretrain", *run)
     assert result.returncode == 0, result.stderr
-    warning, resuming = result.stderr.splitlines()  # and nothing else
+    warning, resuming = _two_lines(result.stderr)
     assert warning.startswith("warning: checkpoint ") and says in warning
     assert warning.endswith("set aside as " + str(checkpoints / "2.damaged"))
     assert resuming.startswith("resuming from ") and "(epoch 1 done)" in resuming
@@ -227,7 +234,7 @@ def test_a_full_disk_is_one_line_and_the_run_resumes_bit_identical(trained, tmp_
     # Files of 100 kB at most: the next checkpoint's arrays do not fit, as on a full disk.
     full = run_script("pretrain", *args, "--workdir", str(work), file_size_limit=100_000)
     assert full.returncode == 2
-    resuming, error = full.stderr.splitlines()  # and nothing else
+    resuming, error = _two_lines(full.stderr)
     assert resuming.startswith("resuming from ") and error.startswith("error: the disk is full")
     assert "(File too large); free space and run the same command again" in error
     after = snapshot(work / "pretrain/checkpoints")
@@ -247,7 +254,7 @@ def test_a_checkpoint_orbax_cannot_read_is_one_line_without_its_threads_noise(tr
             manifest.write_bytes(manifest.read_bytes()[:20])
         result = run_script("pretrain", *REAL, "--epochs", "2", "--workdir", str(work))
         assert result.returncode == 2
-        warning, error = result.stderr.splitlines()  # and nothing else
+        warning, error = _two_lines(result.stderr)
         assert warning.startswith("warning: checkpoint ") and "cannot be restored" in warning
         assert error.startswith("error: no checkpoint in ") and "can be restored whole" in error
         assert (work / "pretrain/checkpoints/1.damaged").is_dir()  # set aside, never deleted

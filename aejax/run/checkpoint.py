@@ -27,6 +27,7 @@ from aejax.run.saved_step import (
     STATE_ITEM,
     UnreadableCheckpointError,
     abstract_like,
+    collect_a_failed_read,
     first_line,
     other_shapes,
 )
@@ -153,6 +154,7 @@ class StageCheckpoints:
                     raise  # the processes would have to agree on what to set aside
                 aside = self._set_aside(epoch)
                 print(f"warning: {err}; set aside as {aside}", file=sys.stderr)
+            collect_a_failed_read()  # once `err` and its frames are let go, at the except's end
         raise CheckpointError(
             f"no checkpoint in {self.directory} can be restored whole (each that failed is set "
             f"aside as <epoch>{DAMAGED}); start the stage over with --overwrite",

@@ -5,7 +5,10 @@ remove an older step meanwhile): the params it holds as metadata, and a subtree 
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
+import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -125,3 +128,19 @@ def _quiet_about_step_metadata():
 def first_line(err: Exception) -> str:
     text = str(err).strip().splitlines()
     return text[0][:200] if text else type(err).__name__
+
+
+def collect_a_failed_read() -> None:
+    """Finalise now, silently, what a failed Orbax read left behind. Its coroutines and tasks,
+    closed whenever the garbage collector reaches them, would each re-raise the read's error as
+    an "Exception ignored in <coroutine ...>" traceback on stderr, somewhere later in the run
+    that went on without that step; the run has already said what failed, in one line."""
+    hook, sys.unraisablehook = sys.unraisablehook, lambda unraisable: None
+    asyncio_log = logging.getLogger("asyncio")  # "Task exception was never retrieved"
+    was_disabled, asyncio_log.disabled = asyncio_log.disabled, True
+    try:
+        with warnings.catch_warnings():  # "coroutine ... was never awaited"
+            warnings.simplefilter("ignore")
+            gc.collect()
+    finally:
+        sys.unraisablehook, asyncio_log.disabled = hook, was_disabled
