@@ -202,7 +202,11 @@ def partly_deleted(directory: Path) -> list[Path]:
     if not directory.is_dir():
         return []
     steps = [p for p in directory.iterdir() if p.is_dir() and p.name.isdigit()]
-    return [p for p in steps if not all((p / item).is_dir() for item in (STATE_ITEM, META_ITEM))]
+    return [p for p in steps if not _holds_every_item(p)]
+
+
+def _holds_every_item(step: Path) -> bool:
+    return all((step / item).is_dir() for item in (STATE_ITEM, META_ITEM))
 
 
 def remove_partly_deleted(directory: Path) -> None:
@@ -218,12 +222,17 @@ def committed_epochs(directory: str | Path) -> list[int]:
     directory = Path(directory).absolute()
     if not directory.is_dir():
         return []
-    for _ in range(3):  # a run still writing there may remove a step while it is listed
+    listed = None
+    for _ in range(3):  # a run still writing there may remove steps while they are listed
         with contextlib.suppress(FileNotFoundError):
-            # Steps missing an item are left out: the stage removes them before it resumes.
-            broken = {p.name for p in partly_deleted(directory)}
-            names = {p.name for p in ocp.path.step.checkpoint_steps_paths(directory)}
-            return sorted((int(n) for n in names - broken if n.isdigit()), reverse=True)
+            steps = ocp.path.step.checkpoint_steps_paths(directory)
+            # Each step is checked after the listing that found it: one missing an item is being
+            # removed, or a kill left it partly deleted (the stage removes it before it resumes).
+            whole = [int(p.name) for p in steps if p.name.isdigit() and _holds_every_item(p)]
+            names = {p.name for p in steps}
+            if whole or not steps or names == listed:  # else all it listed were just removed
+                return sorted(whole, reverse=True)
+            listed = names
     raise CheckpointError(f"the checkpoints in {directory} kept changing while they were listed")
 
 
